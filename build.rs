@@ -1,0 +1,27 @@
+//! Compiles the public contract in `proto/` with protox (pure Rust), so building tonghop never
+//! needs a system `protoc`. The encoded descriptor set is kept for gRPC server reflection.
+
+use prost::Message;
+use std::path::PathBuf;
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let protos = [
+        "proto/tonghop/v1/report.proto",
+        "proto/tonghop/v1/ingest.proto",
+        "proto/tonghop/v1/catalog.proto",
+    ];
+    for proto in &protos {
+        println!("cargo:rerun-if-changed={proto}");
+    }
+    let descriptors = protox::compile(protos, ["proto"])?;
+    let out_dir = PathBuf::from(std::env::var("OUT_DIR")?);
+    std::fs::write(
+        out_dir.join("tonghop_descriptor.bin"),
+        descriptors.encode_to_vec(),
+    )?;
+    tonic_prost_build::configure()
+        .build_client(true)
+        .build_server(true)
+        .compile_fds(descriptors)?;
+    Ok(())
+}
