@@ -1,0 +1,56 @@
+//! SQLite backend: the embedded default. One writer connection (SQLite has one writer anyway,
+//! and a single connection avoids "database is locked" on lock upgrades) and a pool of readers,
+//! which WAL mode lets run while the writer commits. `synchronous = FULL`: an acknowledged
+//! report survives a power cut, not only a process crash.
+
+use super::queries::sql_store;
+use super::{StoreError, StoreOptions};
+use sqlx::SqlitePool;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use std::str::FromStr;
+
+pub struct SqliteStore {
+    writer: SqlitePool,
+    reader: SqlitePool,
+}
+
+impl SqliteStore {
+    pub async fn open(url: &str, options: &StoreOptions) -> Result<Self, StoreError> {
+        let connect = SqliteConnectOptions::from_str(url)
+            .map_err(|e| StoreError::Internal(format!("bad SQLite URL {url:?}: {e}")))?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .foreign_keys(true)
+            .busy_timeout(options.acquire_timeout);
+        if let Some(dir) = connect.get_filename().parent()
+            && !dir.as_os_str().is_empty()
+        {
+            std::fs::create_dir_all(dir).map_err(|e| {
+                StoreError::Internal(format!("cannot create {}: {e}", dir.display()))
+            })?;
+        }
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .acquire_timeout(options.acquire_timeout)
+            .connect_with(connect.clone())
+            .await?;
+        sqlx::migrate!("src/store/migrations/sqlite")
+            .run(&writer)
+            .await?;
+        let reader = SqlitePoolOptions::new()
+            .max_connections(options.max_connections.max(1))
+            .acquire_timeout(options.acquire_timeout)
+            .connect_with(connect.read_only(true))
+            .await?;
+        Ok(SqliteStore { writer, reader })
+    }
+}
+
+sql_store!(
+    SqliteStore,
+    sqlx::Sqlite,
+    writer = writer,
+    reader = reader,
+    name = "sqlite"
+);
