@@ -1,0 +1,202 @@
+//! The client side of the contract, in domain types: `tonghop submit`, the demo and tests use
+//! it, and the district agent will.
+
+use super::convert::{draft_to_pb, receipt_from_pb, violation_from_pb};
+use super::pb;
+use super::pb::catalog_service_client::CatalogServiceClient;
+use super::pb::ingest_service_client::IngestServiceClient;
+use super::status::is_retryable;
+use crate::domain::{Receipt, ReportDraft, Violation};
+use std::time::Duration;
+use tonic::transport::{Channel, Endpoint};
+use tonic::{Code, Status};
+use tonic_types::StatusExt;
+
+/// Why a report was not accepted, as the client sees it.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{code:?}: {message}")]
+pub struct SubmitFailure {
+    pub code: Code,
+    pub message: String,
+    /// Every broken rule, for INVALID_ARGUMENT.
+    pub violations: Vec<Violation>,
+    /// The OTLP table: whether sending the same report again later may succeed.
+    pub retryable: bool,
+    /// The server's RetryInfo delay, when it gave one.
+    pub retry_after: Option<Duration>,
+}
+
+impl SubmitFailure {
+    fn from_status(status: &Status) -> Self {
+        let details = status.get_error_details();
+        let violations = details
+            .bad_request()
+            .map(|br| {
+                br.field_violations
+                    .iter()
+                    .map(|v| Violation {
+                        field: v.field.clone(),
+                        value: String::new(),
+                        rule: v.reason.clone(),
+                        description: v.description.clone(),
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        SubmitFailure {
+            code: status.code(),
+            message: status.message().to_owned(),
+            violations,
+            retryable: is_retryable(status.code())
+                || (status.code() == Code::ResourceExhausted && details.retry_info().is_some()),
+            retry_after: details.retry_info().and_then(|r| r.retry_delay),
+        }
+    }
+
+    fn malformed_receipt() -> Self {
+        SubmitFailure {
+            code: Code::Internal,
+            message: "the server answered with a receipt this client cannot read".into(),
+            violations: Vec::new(),
+            retryable: false,
+            retry_after: None,
+        }
+    }
+}
+
+/// A data set as a district system discovers it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DataSetInfo {
+    pub code: String,
+    pub name_vi: String,
+    pub period_type: String,
+    pub indicators: Vec<(String, bool)>,
+}
+
+#[derive(Clone)]
+pub struct AggregatorClient {
+    ingest: IngestServiceClient<Channel>,
+    catalog: CatalogServiceClient<Channel>,
+}
+
+impl AggregatorClient {
+    /// Connects to `http://host:port`.
+    pub async fn connect(endpoint: &str) -> anyhow::Result<Self> {
+        let channel = Endpoint::from_shared(endpoint.to_owned())
+            .map_err(|e| anyhow::anyhow!("bad endpoint {endpoint:?}: {e}"))?
+            .connect_timeout(Duration::from_secs(5))
+            .timeout(Duration::from_secs(60))
+            .connect()
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot reach the aggregator at {endpoint}: {e}"))?;
+        Ok(Self::from_channel(channel))
+    }
+
+    /// A client that connects on first use (no error while the aggregator is still down).
+    pub fn connect_lazy(endpoint: &str) -> anyhow::Result<Self> {
+        let channel = Endpoint::from_shared(endpoint.to_owned())
+            .map_err(|e| anyhow::anyhow!("bad endpoint {endpoint:?}: {e}"))?
+            .connect_timeout(Duration::from_secs(5))
+            .timeout(Duration::from_secs(60))
+            .connect_lazy();
+        Ok(Self::from_channel(channel))
+    }
+
+    fn from_channel(channel: Channel) -> Self {
+        AggregatorClient {
+            // The server enforces its own limit; the client must not refuse first.
+            ingest: IngestServiceClient::new(channel.clone()).max_encoding_message_size(usize::MAX),
+            catalog: CatalogServiceClient::new(channel),
+        }
+    }
+
+    pub async fn submit(&mut self, draft: &ReportDraft) -> Result<Receipt, SubmitFailure> {
+        let response = self
+            .ingest
+            .submit(pb::SubmitRequest {
+                report: Some(draft_to_pb(draft)),
+            })
+            .await
+            .map_err(|s| SubmitFailure::from_status(&s))?;
+        response
+            .into_inner()
+            .receipt
+            .and_then(receipt_from_pb)
+            .ok_or_else(SubmitFailure::malformed_receipt)
+    }
+
+    /// One result per report, in order; the call itself can fail as a whole (transport).
+    pub async fn submit_batch(
+        &mut self,
+        drafts: &[ReportDraft],
+    ) -> Result<Vec<Result<Receipt, SubmitFailure>>, SubmitFailure> {
+        let response = self
+            .ingest
+            .submit_batch(pb::SubmitBatchRequest {
+                reports: drafts.iter().map(draft_to_pb).collect(),
+            })
+            .await
+            .map_err(|s| SubmitFailure::from_status(&s))?
+            .into_inner();
+        Ok(response
+            .results
+            .into_iter()
+            .map(|result| match result.outcome {
+                Some(pb::submit_result::Outcome::Receipt(r)) => {
+                    receipt_from_pb(r).ok_or_else(SubmitFailure::malformed_receipt)
+                }
+                Some(pb::submit_result::Outcome::Rejection(r)) => Err(SubmitFailure {
+                    code: Code::from_i32(r.code),
+                    message: r.message,
+                    violations: r.violations.into_iter().map(violation_from_pb).collect(),
+                    retryable: r.retryable,
+                    retry_after: None,
+                }),
+                None => Err(SubmitFailure::malformed_receipt()),
+            })
+            .collect())
+    }
+
+    pub async fn data_sets(&mut self) -> Result<Vec<DataSetInfo>, SubmitFailure> {
+        let response = self
+            .catalog
+            .list_data_sets(pb::ListDataSetsRequest {})
+            .await
+            .map_err(|s| SubmitFailure::from_status(&s))?;
+        Ok(response
+            .into_inner()
+            .data_sets
+            .into_iter()
+            .map(|ds| DataSetInfo {
+                period_type: pb::PeriodType::try_from(ds.period_type)
+                    .map(|t| t.as_str_name().to_owned())
+                    .unwrap_or_default(),
+                code: ds.code,
+                name_vi: ds.name_vi,
+                indicators: ds
+                    .indicators
+                    .into_iter()
+                    .map(|i| (i.code, i.required))
+                    .collect(),
+            })
+            .collect())
+    }
+
+    /// (code, parent, level, population) of the units under `root` ("" for all).
+    pub async fn units(
+        &mut self,
+        root: &str,
+    ) -> Result<Vec<(String, String, String, u64)>, SubmitFailure> {
+        let response = self
+            .catalog
+            .list_units(pb::ListUnitsRequest { root: root.into() })
+            .await
+            .map_err(|s| SubmitFailure::from_status(&s))?;
+        Ok(response
+            .into_inner()
+            .units
+            .into_iter()
+            .map(|u| (u.code, u.parent, u.level, u.population))
+            .collect())
+    }
+}

@@ -1,0 +1,112 @@
+//! Thin tonic adapters: decode, call the use case, encode; errors go through `status`.
+
+use super::convert::{data_set_to_pb, draft_from_pb, receipt_to_pb, unit_to_pb};
+use super::pb;
+use super::pb::catalog_service_server::CatalogService;
+use super::pb::ingest_service_server::IngestService;
+use super::status::{invalid_argument, to_rejection, to_status};
+use crate::domain::{UnitCode, Violation};
+use crate::ingest::Ingestor;
+use tonic::{Request, Response, Status};
+
+pub struct IngestApi {
+    pub ingestor: Ingestor,
+}
+
+#[tonic::async_trait]
+impl IngestService for IngestApi {
+    async fn submit(
+        &self,
+        request: Request<pb::SubmitRequest>,
+    ) -> Result<Response<pb::SubmitResponse>, Status> {
+        let Some(report) = request.into_inner().report else {
+            return Err(invalid_argument(&[Violation {
+                field: "report".into(),
+                value: String::new(),
+                rule: "required".into(),
+                description: "SubmitRequest.report is missing".into(),
+            }]));
+        };
+        match self.ingestor.submit(draft_from_pb(report)).await {
+            Ok(receipt) => Ok(Response::new(pb::SubmitResponse {
+                receipt: Some(receipt_to_pb(&receipt)),
+            })),
+            Err(e) => Err(to_status(&e)),
+        }
+    }
+
+    async fn submit_batch(
+        &self,
+        request: Request<pb::SubmitBatchRequest>,
+    ) -> Result<Response<pb::SubmitBatchResponse>, Status> {
+        let reports = request.into_inner().reports;
+        let ids: Vec<String> = reports.iter().map(|r| r.submission_id.clone()).collect();
+        let drafts = reports.into_iter().map(draft_from_pb).collect();
+        let outcomes = self.ingestor.submit_batch(drafts).await;
+        let mut response = pb::SubmitBatchResponse::default();
+        for (submission_id, outcome) in ids.into_iter().zip(outcomes) {
+            let outcome = match outcome {
+                Ok(receipt) => {
+                    response.accepted += 1;
+                    pb::submit_result::Outcome::Receipt(receipt_to_pb(&receipt))
+                }
+                Err(e) => {
+                    response.rejected += 1;
+                    pb::submit_result::Outcome::Rejection(to_rejection(&e))
+                }
+            };
+            response.results.push(pb::SubmitResult {
+                submission_id,
+                outcome: Some(outcome),
+            });
+        }
+        tracing::info!(
+            accepted = response.accepted,
+            rejected = response.rejected,
+            "batch processed"
+        );
+        Ok(Response::new(response))
+    }
+}
+
+pub struct CatalogApi {
+    pub ingestor: Ingestor,
+}
+
+#[tonic::async_trait]
+impl CatalogService for CatalogApi {
+    async fn list_data_sets(
+        &self,
+        _request: Request<pb::ListDataSetsRequest>,
+    ) -> Result<Response<pb::ListDataSetsResponse>, Status> {
+        let catalog = self.ingestor.catalog();
+        Ok(Response::new(pb::ListDataSetsResponse {
+            data_sets: catalog
+                .data_sets()
+                .iter()
+                .map(|ds| data_set_to_pb(catalog, ds))
+                .collect(),
+        }))
+    }
+
+    async fn list_units(
+        &self,
+        request: Request<pb::ListUnitsRequest>,
+    ) -> Result<Response<pb::ListUnitsResponse>, Status> {
+        let root = request.into_inner().root;
+        let units = self.ingestor.units();
+        let selected = if root.is_empty() {
+            units.subtree(&units.root().code)
+        } else {
+            let code = UnitCode::parse(&root)
+                .map_err(|e| Status::invalid_argument(format!("root {root:?}: unit code {e}")))?;
+            if units.get(&code).is_none() {
+                return Err(Status::not_found(format!("no reporting unit {code}")));
+            }
+            units.subtree(&code)
+        };
+        Ok(Response::new(pb::ListUnitsResponse {
+            units: selected.into_iter().map(unit_to_pb).collect(),
+        }))
+    }
+}

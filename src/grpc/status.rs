@@ -1,0 +1,112 @@
+//! The one table that maps domain errors to gRPC status codes, following the OTLP retry rules:
+//! a client retries UNAVAILABLE (with the RetryInfo delay) and never retries INVALID_ARGUMENT,
+//! ALREADY_EXISTS or INTERNAL.
+//!
+//! | domain error                          | code             | details                  |
+//! |---------------------------------------|------------------|--------------------------|
+//! | `IngestError::Invalid`                | INVALID_ARGUMENT | `google.rpc.BadRequest`  |
+//! | `IngestError::SubmissionIdReused`     | ALREADY_EXISTS   |                          |
+//! | `StoreError::Unavailable`             | UNAVAILABLE      | `google.rpc.RetryInfo`   |
+//! | `StoreError::Corrupt` / `Internal`    | INTERNAL         |                          |
+
+use super::convert::violation_to_pb;
+use super::pb;
+use crate::domain::Violation;
+use crate::ingest::IngestError;
+use crate::store::StoreError;
+use std::time::Duration;
+use tonic::{Code, Status};
+use tonic_types::{ErrorDetails, FieldViolation, StatusExt};
+
+/// How long a client should wait after the store reported itself unavailable.
+pub const RETRY_DELAY_STORE_UNAVAILABLE: Duration = Duration::from_secs(1);
+
+pub fn code_of(error: &IngestError) -> Code {
+    match error {
+        IngestError::Invalid(_) => Code::InvalidArgument,
+        IngestError::SubmissionIdReused { .. } => Code::AlreadyExists,
+        IngestError::Store(StoreError::Unavailable(_)) => Code::Unavailable,
+        IngestError::Store(StoreError::Corrupt(_) | StoreError::Internal(_)) => Code::Internal,
+    }
+}
+
+/// Whether a client may send the same thing again later (the OTLP table).
+pub fn is_retryable(code: Code) -> bool {
+    matches!(
+        code,
+        Code::Cancelled
+            | Code::DeadlineExceeded
+            | Code::Aborted
+            | Code::OutOfRange
+            | Code::Unavailable
+            | Code::DataLoss
+    )
+}
+
+pub fn invalid_argument(violations: &[Violation]) -> Status {
+    let message = summary(violations);
+    let details = ErrorDetails::with_bad_request(
+        violations
+            .iter()
+            .map(|v| FieldViolation {
+                field: v.field.clone(),
+                // BadRequest has no value field: the value goes into the description, the
+                // stable rule name into `reason`.
+                description: format!("{} (value: {:?})", v.description, v.value),
+                reason: v.rule.clone(),
+                localized_message: None,
+            })
+            .collect::<Vec<_>>(),
+    );
+    Status::with_error_details(Code::InvalidArgument, message, details)
+}
+
+fn summary(violations: &[Violation]) -> String {
+    let mut message = format!("report rejected: {} problem(s)", violations.len());
+    for v in violations.iter().take(3) {
+        message.push_str(&format!("; {}: {} [{}]", v.field, v.description, v.rule));
+    }
+    if violations.len() > 3 {
+        message.push_str("; ...");
+    }
+    message
+}
+
+pub fn to_status(error: &IngestError) -> Status {
+    match error {
+        IngestError::Invalid(violations) => invalid_argument(violations),
+        IngestError::Store(StoreError::Unavailable(reason)) => Status::with_error_details(
+            Code::Unavailable,
+            format!("store unavailable, retry later: {reason}"),
+            ErrorDetails::with_retry_info(Some(RETRY_DELAY_STORE_UNAVAILABLE)),
+        ),
+        // Internal details go to the server log, not to the client.
+        IngestError::Store(e) => {
+            tracing::error!(error = %e, "store failure");
+            Status::new(
+                code_of(error),
+                "internal store error; the report was not stored",
+            )
+        }
+        other => Status::new(code_of(other), other.to_string()),
+    }
+}
+
+/// The per-report outcome inside a batch answer.
+pub fn to_rejection(error: &IngestError) -> pb::Rejection {
+    let code = code_of(error);
+    pb::Rejection {
+        code: code as i32,
+        message: match error {
+            IngestError::Store(StoreError::Corrupt(_) | StoreError::Internal(_)) => {
+                "internal store error; the report was not stored".to_owned()
+            }
+            other => other.to_string(),
+        },
+        violations: match error {
+            IngestError::Invalid(v) => v.iter().map(violation_to_pb).collect(),
+            _ => Vec::new(),
+        },
+        retryable: is_retryable(code),
+    }
+}

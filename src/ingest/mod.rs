@@ -1,0 +1,156 @@
+//! The ingest use case: check a report once, store it once, answer with a receipt only after
+//! commit. Free of gRPC so the same path serves the server, the demo and tests.
+
+use crate::domain::{
+    Catalog, Receipt, ReceiptStatus, ReportDraft, UnitTree, ValidationLimits, Violation,
+    period::vietnam_today, validation,
+};
+use crate::store::{NewRevision, Recorded, Store, StoreError};
+use chrono::{DateTime, Utc};
+use std::sync::Arc;
+use tracing::{info, warn};
+
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum IngestError {
+    /// The report breaks one or more rules; nothing was stored.
+    #[error("report rejected: {} problem(s)", .0.len())]
+    Invalid(Vec<Violation>),
+    /// The submission id was already used for a report with other content.
+    #[error(
+        "submission id {submission_id} was already used for other content (revision \
+         {existing_revision}); choose a new submission id for a corrected report"
+    )]
+    SubmissionIdReused {
+        submission_id: String,
+        existing_revision: u32,
+    },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Where "now" comes from: the wall clock in production, a fixed instant in tests of deadlines.
+pub type Clock = Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>;
+
+#[derive(Clone)]
+pub struct Ingestor {
+    catalog: Arc<Catalog>,
+    units: Arc<UnitTree>,
+    store: Arc<dyn Store>,
+    limits: ValidationLimits,
+    clock: Clock,
+}
+
+impl Ingestor {
+    pub fn new(
+        catalog: Arc<Catalog>,
+        units: Arc<UnitTree>,
+        store: Arc<dyn Store>,
+        limits: ValidationLimits,
+    ) -> Self {
+        Ingestor {
+            catalog,
+            units,
+            store,
+            limits,
+            clock: Arc::new(Utc::now),
+        }
+    }
+
+    pub fn with_clock(mut self, clock: Clock) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    pub fn catalog(&self) -> &Arc<Catalog> {
+        &self.catalog
+    }
+
+    pub fn units(&self) -> &Arc<UnitTree> {
+        &self.units
+    }
+
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    pub async fn submit(&self, draft: ReportDraft) -> Result<Receipt, IngestError> {
+        let now = (self.clock)();
+        let checked = match validation::validate(
+            &draft,
+            &self.catalog,
+            &self.units,
+            &self.limits,
+            vietnam_today(now),
+        ) {
+            Ok(checked) => checked,
+            Err(violations) => {
+                let rules: Vec<&str> = violations.iter().map(|v| v.rule.as_str()).collect();
+                warn!(
+                    submission = %draft.submission_id,
+                    unit = %draft.unit_code,
+                    period = %draft.period,
+                    problems = violations.len(),
+                    rules = %rules.join(","),
+                    "report rejected"
+                );
+                return Err(IngestError::Invalid(violations));
+            }
+        };
+        let report = &checked.report;
+        let new = NewRevision {
+            report,
+            content_hash: report.content_hash(),
+            received_at: now,
+            deadline: checked.deadline,
+            on_time: now <= checked.deadline,
+            window: checked.window,
+            warnings: checked.warnings.clone(),
+        };
+        match self.store.record(&new).await? {
+            Recorded::Stored(receipt) | Recorded::Duplicate(receipt) => {
+                info!(
+                    submission = %receipt.submission_id,
+                    unit = %report.unit,
+                    data_set = %report.data_set,
+                    period = %report.period,
+                    revision = receipt.revision,
+                    status = receipt.status.as_str(),
+                    on_time = receipt.on_time,
+                    "report accepted"
+                );
+                Ok(receipt)
+            }
+            Recorded::Conflict {
+                existing_revision, ..
+            } => {
+                warn!(
+                    submission = %report.submission_id,
+                    unit = %report.unit,
+                    existing_revision,
+                    "submission id reused for other content"
+                );
+                Err(IngestError::SubmissionIdReused {
+                    submission_id: report.submission_id.to_string(),
+                    existing_revision,
+                })
+            }
+        }
+    }
+
+    /// Each report on its own: one bad report does not hold back the others.
+    pub async fn submit_batch(
+        &self,
+        drafts: Vec<ReportDraft>,
+    ) -> Vec<Result<Receipt, IngestError>> {
+        let mut results = Vec::with_capacity(drafts.len());
+        for draft in drafts {
+            results.push(self.submit(draft).await);
+        }
+        results
+    }
+}
+
+/// True for receipts that wrote something (for counting in the demo and batch summaries).
+pub fn wrote(receipt: &Receipt) -> bool {
+    receipt.status != ReceiptStatus::Duplicate
+}
