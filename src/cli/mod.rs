@@ -1,0 +1,123 @@
+//! The command line: `serve`, `submit`, `demo`. Each subcommand lives in its own file; this
+//! one holds the argument definitions, logging set-up and exit codes.
+
+mod demo;
+mod report_file;
+mod serve;
+mod submit;
+
+pub use report_file::{ReportFileError, read_report_file};
+
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// The report was refused (invalid, submission id reused, not permitted).
+pub const EXIT_REJECTED: u8 = 1;
+/// Something else failed: bad settings, unreachable aggregator, I/O.
+pub const EXIT_FAILURE: u8 = 2;
+/// Not delivered for now, but worth trying again (aggregator unavailable).
+pub const EXIT_RETRY_LATER: u8 = 3;
+
+pub const DEFAULT_ENDPOINT: &str = "http://127.0.0.1:50051";
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "tonghop",
+    version,
+    about = "Provincial aggregator for periodic district reports (công tác dân vận chính quyền)"
+)]
+pub struct Cli {
+    /// More log output (repeat for more); RUST_LOG overrides.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the aggregator: gRPC ingest and catalog, health and reflection.
+    Serve(ServeArgs),
+    /// Send one report file (TOML or JSON) to an aggregator and print the receipt.
+    Submit(SubmitArgs),
+    /// Start an aggregator on a temporary SQLite database and have the example province's
+    /// districts push a year of monthly reports to it over gRPC.
+    Demo(DemoArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Settings file (TOML); also TONGHOP_CONFIG.
+    #[arg(long, env = "TONGHOP_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Address to listen on [default: 127.0.0.1:50051].
+    #[arg(long)]
+    pub listen: Option<std::net::SocketAddr>,
+    /// sqlite://FILE or postgres://USER@HOST/DB [default: sqlite://data/tonghop.db].
+    #[arg(long)]
+    pub database_url: Option<String>,
+    /// Catalog TOML [default: the embedded dân vận chính quyền catalog].
+    #[arg(long)]
+    pub catalog: Option<PathBuf>,
+    /// Reporting units, TOML or CSV [default: the embedded example province].
+    #[arg(long)]
+    pub units: Option<PathBuf>,
+    /// Largest accepted gRPC message in bytes [default: 4194304].
+    #[arg(long)]
+    pub max_message_bytes: Option<usize>,
+}
+
+#[derive(Debug, Args)]
+pub struct SubmitArgs {
+    /// Report file: .toml or .json (see examples/binh-son/).
+    pub file: PathBuf,
+    /// Aggregator address.
+    #[arg(long, env = "TONGHOP_ENDPOINT", default_value = DEFAULT_ENDPOINT)]
+    pub endpoint: String,
+    /// Use this submission id instead of the file's (or the one derived from the content).
+    #[arg(long)]
+    pub submission_id: Option<String>,
+    /// Print the receipt or the violations as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// The year the districts report on.
+    #[arg(long, default_value_t = 2019)]
+    pub year: i32,
+    /// Keep the demo database in this folder instead of a temporary one.
+    #[arg(long)]
+    pub keep: Option<PathBuf>,
+}
+
+pub fn init_tracing(cli: &Cli) {
+    use tracing_subscriber::EnvFilter;
+    // The server logs its work; the client commands print their own results and log only
+    // warnings unless asked.
+    let base = match (&cli.command, cli.verbose) {
+        (Command::Serve(_), 0) => "info",
+        // The demo prints its own account; its server's warnings would only repeat it.
+        (Command::Demo(_), 0) => "error",
+        (_, 0) => "warn",
+        (_, 1) => "info",
+        _ => "debug",
+    };
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        EnvFilter::new(format!("{base},h2=warn,tower=warn,hyper=warn,sqlx=warn"))
+    });
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Serve(args) => serve::run(args).await,
+        Command::Submit(args) => submit::run(args).await,
+        Command::Demo(args) => demo::run(args).await,
+    }
+}
