@@ -1,0 +1,186 @@
+//! The command line as a user runs it: `tonghop serve` as a separate process (on PostgreSQL,
+//! the production store), `tonghop submit` against it, SIGTERM, and `tonghop demo`.
+
+mod common;
+
+use common::{Backend, TestDb};
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_tonghop");
+
+fn example(name: &str) -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("examples/binh-son")
+        .join(name)
+        .display()
+        .to_string()
+}
+
+/// Starts `tonghop serve` on port 0 and reads the bound address from its log.
+fn serve(database_url: &str) -> (Child, String) {
+    let mut child = Command::new(BIN)
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--database-url",
+            database_url,
+        ])
+        .env("RUST_LOG", "info")
+        .env("NO_COLOR", "1")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start tonghop serve");
+    let stderr = child.stderr.take().expect("stderr piped");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut sent = false;
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if !sent && let Some(rest) = line.split("addr=").nth(1) {
+                let addr = rest
+                    .split_whitespace()
+                    .next()
+                    .unwrap_or_default()
+                    .to_string();
+                let _ = tx.send(addr);
+                sent = true;
+            }
+            // Keep draining so the server never blocks on a full pipe.
+        }
+    });
+    let addr = rx
+        .recv_timeout(Duration::from_secs(60))
+        .expect("server logs its address");
+    (child, format!("http://{addr}"))
+}
+
+fn submit(endpoint: &str, file: &str) -> std::process::Output {
+    Command::new(BIN)
+        .args(["submit", file, "--endpoint", endpoint])
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("run tonghop submit")
+}
+
+fn terminate(mut child: Child) -> std::process::ExitStatus {
+    let pid = child.id().to_string();
+    let killed = Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .expect("kill -TERM");
+    assert!(killed.success());
+    let started = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            return status;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "server did not stop on SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn submit_to_serve_on_postgres_then_duplicate_then_sigterm() {
+    let db = TestDb::new(Backend::Postgres).await;
+    let (server, endpoint) = serve(&db.url);
+
+    let first = submit(&endpoint, &example("report-BS03-201909.toml"));
+    let stdout = String::from_utf8_lossy(&first.stdout);
+    assert!(
+        first.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    assert!(
+        stdout.contains("accepted: BS03 DVCQ_THANG 201909 revision 1 (new)"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("data window    2019-08-15 to 2019-09-14"),
+        "{stdout}"
+    );
+
+    let second = submit(&endpoint, &example("report-BS03-201909.toml"));
+    let stdout = String::from_utf8_lossy(&second.stdout);
+    assert!(second.status.success());
+    assert!(stdout.contains("revision 1 (duplicate)"), "{stdout}");
+
+    // The JSON example carries its own submission id: a new revision of the same report.
+    let third = submit(&endpoint, &example("report-BS03-201909.json"));
+    let stdout = String::from_utf8_lossy(&third.stdout);
+    assert!(
+        third.status.success(),
+        "{}",
+        String::from_utf8_lossy(&third.stderr)
+    );
+    assert!(stdout.contains("revision 2 (revision)"), "{stdout}");
+
+    // A broken report: exit code 1 and every violation listed.
+    let dir = tempfile::tempdir().expect("temp dir");
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(
+        &bad,
+        "unit_code = \"BS03\"\ndata_set = \"DVCQ_THANG\"\nperiod = \"201913\"\n\
+         [values]\ntiep_cong_dan = -1\n",
+    )
+    .expect("write");
+    let rejected = submit(&endpoint, &bad.display().to_string());
+    let stderr = String::from_utf8_lossy(&rejected.stderr);
+    assert_eq!(rejected.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("[period_malformed]"), "{stderr}");
+    assert!(stderr.contains("[negative_value]"), "{stderr}");
+    assert!(stderr.contains("[required_indicator_missing]"), "{stderr}");
+
+    // Stored in PostgreSQL: two revisions, no more.
+    let store = tonghop::store::open(&db.url, &Default::default())
+        .await
+        .expect("open the same database");
+    let revisions = store
+        .revisions("BS03", "DVCQ_THANG", "201909")
+        .await
+        .expect("read");
+    assert_eq!(revisions.len(), 2);
+    store.close().await;
+
+    let status = terminate(server);
+    assert!(status.success(), "SIGTERM is a clean stop: {status:?}");
+}
+
+#[test]
+fn submit_without_a_server_says_so() {
+    let out = submit("http://127.0.0.1:9", &example("report-BS03-201909.toml"));
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("cannot reach the aggregator"), "{stderr}");
+}
+
+#[test]
+fn demo_runs_a_year_and_reports_what_happened() {
+    let out = Command::new(BIN)
+        .args(["demo"])
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("run tonghop demo");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // 10 districts × (12 months + 1 year) = 130 district-periods; the script leaves one
+    // (BS10, October) unfixed, so 129 arrive.
+    assert!(
+        stdout.contains("129 of 130 district-periods received"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("recognised as duplicate"), "{stdout}");
+    assert!(stdout.contains("stored as revision 2"), "{stdout}");
+    assert!(stdout.contains("on_time = false"), "{stdout}");
+}

@@ -1,0 +1,239 @@
+//! Shared test harness: a real aggregator on a real socket (port 0), over a real SQLite file or
+//! a PostgreSQL database of its own, created for the test and dropped after it.
+#![allow(dead_code)] // each test crate uses a different part of the harness
+
+use std::sync::Arc;
+use tonghop::config::Settings;
+use tonghop::domain::{DraftValue, Narrative, ReportDraft};
+use tonghop::grpc::client::AggregatorClient;
+use tonghop::grpc::{Application, ServerHandle};
+use tonghop::ingest::Clock;
+use tonghop::store::Store;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// Admin connection for creating per-test databases; override with TONGHOP_TEST_PG_URL.
+pub fn pg_admin_url() -> String {
+    std::env::var("TONGHOP_TEST_PG_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+}
+
+pub fn init_test_log() {
+    if std::env::var_os("TEST_LOG").is_some() {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter("info,h2=warn,tower=warn,hyper=warn,sqlx=warn")
+            .with_test_writer()
+            .try_init();
+    }
+}
+
+/// A database that exists for one test only.
+pub struct TestDb {
+    pub url: String,
+    /// The SQLite file, for byte-level comparisons.
+    pub sqlite_path: Option<std::path::PathBuf>,
+    pg_name: Option<String>,
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl TestDb {
+    pub async fn new(backend: Backend) -> TestDb {
+        match backend {
+            Backend::Sqlite => {
+                let dir = tempfile::tempdir().expect("temp dir");
+                let path = dir.path().join("tonghop.db");
+                TestDb {
+                    url: format!("sqlite://{}", path.display()),
+                    sqlite_path: Some(path),
+                    pg_name: None,
+                    _dir: Some(dir),
+                }
+            }
+            Backend::Postgres => {
+                use sqlx::Connection;
+                let name = format!("tonghop_test_{}", uuid::Uuid::new_v4().simple());
+                let admin = pg_admin_url();
+                let mut conn = sqlx::PgConnection::connect(&admin).await.unwrap_or_else(|e| {
+                    panic!(
+                        "PostgreSQL is needed for this test and is not reachable at {admin}: {e}. \
+                         Start it (bash .ci/run does) or set TONGHOP_TEST_PG_URL."
+                    )
+                });
+                sqlx::query(&format!("CREATE DATABASE {name}"))
+                    .execute(&mut conn)
+                    .await
+                    .expect("create test database");
+                let _ = conn.close().await;
+                let base = admin.rsplit_once('/').map(|(b, _)| b).unwrap_or(&admin);
+                TestDb {
+                    url: format!("{base}/{name}"),
+                    sqlite_path: None,
+                    pg_name: Some(name),
+                    _dir: None,
+                }
+            }
+        }
+    }
+
+    /// SHA-256 of the SQLite database file and its WAL, if any.
+    pub fn sqlite_file_digest(&self) -> Option<String> {
+        use sha2::{Digest, Sha256};
+        let path = self.sqlite_path.as_ref()?;
+        let mut hasher = Sha256::new();
+        for suffix in ["", "-wal"] {
+            let file = std::path::PathBuf::from(format!("{}{suffix}", path.display()));
+            if let Ok(bytes) = std::fs::read(&file) {
+                hasher.update(&bytes);
+            }
+        }
+        Some(hex::encode(hasher.finalize()))
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        let Some(name) = self.pg_name.take() else {
+            return;
+        };
+        let admin = pg_admin_url();
+        // Drop runs inside the test's runtime; a fresh thread with its own runtime can block.
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
+            rt.block_on(async {
+                use sqlx::Connection;
+                if let Ok(mut conn) = sqlx::PgConnection::connect(&admin).await {
+                    let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                        .execute(&mut conn)
+                        .await;
+                }
+            });
+        })
+        .join();
+    }
+}
+
+pub struct TestApp {
+    pub server: ServerHandle,
+    pub store: Arc<dyn Store>,
+    pub db: TestDb,
+    pub endpoint: String,
+}
+
+impl TestApp {
+    pub async fn client(&self) -> AggregatorClient {
+        AggregatorClient::connect(&self.endpoint)
+            .await
+            .expect("connect to test server")
+    }
+
+    pub async fn stop(self) {
+        self.server.shutdown().await.expect("clean shutdown");
+        self.store.close().await;
+    }
+}
+
+pub async fn spawn_app(backend: Backend) -> TestApp {
+    spawn_app_with(backend, |s| s, None).await
+}
+
+/// An aggregator with adjusted settings and, optionally, a fixed clock.
+pub async fn spawn_app_with(
+    backend: Backend,
+    adjust: impl FnOnce(Settings) -> Settings,
+    clock: Option<Clock>,
+) -> TestApp {
+    init_test_log();
+    let db = TestDb::new(backend).await;
+    let settings = adjust(Settings {
+        listen: "127.0.0.1:0".parse().expect("addr"),
+        database_url: db.url.clone(),
+        ..Settings::default()
+    });
+    let mut ingestor = tonghop::aggregator::ingestor(&settings)
+        .await
+        .expect("aggregator starts");
+    if let Some(clock) = clock {
+        ingestor = ingestor.with_clock(clock);
+    }
+    let store = ingestor.store().clone();
+    let server = Application::bind(settings.listen, ingestor, settings.max_message_bytes)
+        .await
+        .expect("bind")
+        .spawn()
+        .expect("spawn");
+    let endpoint = server.endpoint();
+    TestApp {
+        server,
+        store,
+        db,
+        endpoint,
+    }
+}
+
+/// A complete, valid monthly report of district `unit` for `period` (figures from the seeds:
+/// Chợ Đồn's September 2019 and the one-stop-shop totals).
+pub fn valid_report(submission_id: &str, unit: &str, period: &str) -> ReportDraft {
+    let values = [
+        ("tiep_cong_dan", 2.0),
+        ("don_tiep_nhan", 5.0),
+        ("vu_viec_tiep_nhan", 4.0),
+        ("don_thuoc_tham_quyen", 3.0),
+        ("vu_viec_thuoc_tham_quyen", 2.0),
+        ("don_chuyen", 2.0),
+        ("vu_viec_chuyen", 2.0),
+        ("hs_tiep_nhan", 2634.0),
+        ("hs_giai_quyet", 2588.0),
+        ("hs_dung_han", 2512.0),
+        ("hoi_nghi_tuyen_truyen", 1.0),
+        ("nguoi_tham_du", 117.0),
+        ("tai_lieu_phat_hanh", 374.0),
+        ("mo_hinh_dang_ky", 110.0),
+        ("mo_hinh_dang_ky_tap_the", 74.0),
+        ("mo_hinh_dang_ky_ca_nhan", 36.0),
+        ("mo_hinh_cong_nhan", 31.0),
+        ("mo_hinh_tieu_bieu", 13.0),
+        ("von_huy_dong", 35_000_000_000.0),
+        ("dat_hien", 32_000.5),
+        ("tro_giup_phap_ly", 811.0),
+    ];
+    ReportDraft {
+        submission_id: submission_id.into(),
+        unit_code: unit.into(),
+        data_set: "DVCQ_THANG".into(),
+        period: period.into(),
+        values: values
+            .iter()
+            .map(|(indicator, value)| DraftValue {
+                indicator: (*indicator).into(),
+                value: *value,
+                comment: String::new(),
+            })
+            .collect(),
+        narrative: Narrative {
+            results: "Tổ chức 02 buổi tiếp công dân định kỳ.".into(),
+            shortcomings: "Một số hồ sơ còn trễ hạn.".into(),
+            proposals: "Đề nghị tăng cường tập huấn.".into(),
+        },
+        prepared_by: "Nguyễn Văn An".into(),
+        client_time: None,
+    }
+}
+
+/// Sets one value of a draft (adding it if absent).
+pub fn set_value(draft: &mut ReportDraft, indicator: &str, value: f64) {
+    match draft.values.iter_mut().find(|v| v.indicator == indicator) {
+        Some(v) => v.value = value,
+        None => draft.values.push(DraftValue {
+            indicator: indicator.into(),
+            value,
+            comment: String::new(),
+        }),
+    }
+}
