@@ -228,7 +228,10 @@ pub fn validate(
         }
     };
 
-    if draft.values.len() > limits.max_values {
+    // Past the limit the values are not looked at one by one: the answer would be hundreds of
+    // violations about a report that is wrong as a whole.
+    let too_many_values = draft.values.len() > limits.max_values;
+    if too_many_values {
         out.push(Violation::new(
             "values",
             draft.values.len().to_string(),
@@ -240,11 +243,16 @@ pub fn validate(
             ),
         ));
     }
+    let checked_values = if too_many_values {
+        &[][..]
+    } else {
+        &draft.values[..]
+    };
 
     // Index of the first occurrence of each indicator, for consistency rules and duplicates.
     let mut seen: HashMap<IndicatorCode, usize> = HashMap::new();
     let mut values = Vec::with_capacity(draft.values.len());
-    for (i, raw) in draft.values.iter().enumerate() {
+    for (i, raw) in checked_values.iter().enumerate() {
         let field = format!("values[{i}]");
         let code = match IndicatorCode::parse(&raw.indicator) {
             Ok(code) => code,
@@ -326,7 +334,7 @@ pub fn validate(
         });
     }
 
-    if let Some(ds) = data_set {
+    if let Some(ds) = data_set.filter(|_| !too_many_values) {
         let missing: Vec<&str> = ds
             .indicators
             .iter()

@@ -43,21 +43,37 @@ pub fn is_retryable(code: Code) -> bool {
     )
 }
 
+/// Violations listed in the error details. They travel in the `grpc-status-details-bin`
+/// trailer, and HTTP/2 clients refuse header blocks over 16 KiB (about 90 violations): past
+/// this many the list is cut and a last entry says how many more there were.
+pub const MAX_LISTED_VIOLATIONS: usize = 50;
+
 pub fn invalid_argument(violations: &[Violation]) -> Status {
     let message = summary(violations);
-    let details = ErrorDetails::with_bad_request(
-        violations
-            .iter()
-            .map(|v| FieldViolation {
-                field: v.field.clone(),
-                // BadRequest has no value field: the value goes into the description, the
-                // stable rule name into `reason`.
-                description: format!("{} (value: {:?})", v.description, v.value),
-                reason: v.rule.clone(),
-                localized_message: None,
-            })
-            .collect::<Vec<_>>(),
-    );
+    let mut listed: Vec<FieldViolation> = violations
+        .iter()
+        .take(MAX_LISTED_VIOLATIONS)
+        .map(|v| FieldViolation {
+            field: v.field.clone(),
+            // BadRequest has no value field: the value goes into the description, the
+            // stable rule name into `reason`.
+            description: format!("{} (value: {:?})", v.description, v.value),
+            reason: v.rule.clone(),
+            localized_message: None,
+        })
+        .collect();
+    if violations.len() > MAX_LISTED_VIOLATIONS {
+        listed.push(FieldViolation {
+            field: String::new(),
+            description: format!(
+                "{} more problems not listed; fix these and send again",
+                violations.len() - MAX_LISTED_VIOLATIONS
+            ),
+            reason: "more_violations".into(),
+            localized_message: None,
+        });
+    }
+    let details = ErrorDetails::with_bad_request(listed);
     Status::with_error_details(Code::InvalidArgument, message, details)
 }
 
