@@ -246,6 +246,44 @@ impl PeriodId {
         }
     }
 
+    /// The periods of type `of` that exactly make up this period, in order, or `None` when this
+    /// period is not a whole number of them (2019Q3 is three months, but not a half year).
+    pub fn periods_within(&self, of: PeriodType) -> Option<Vec<PeriodId>> {
+        let year = self.year();
+        let (first, last) = self.month_span();
+        let length = match of {
+            PeriodType::Monthly => 1,
+            PeriodType::Quarterly => 3,
+            PeriodType::SixMonthly => 6,
+            PeriodType::Yearly => 12,
+            // Nine months starting in January make up only themselves.
+            PeriodType::NineMonthly => {
+                return (self.period_type() == PeriodType::NineMonthly)
+                    .then(|| vec![PeriodId::NineMonths { year }]);
+            }
+        };
+        if (first - 1) % length != 0 || last % length != 0 {
+            return None;
+        }
+        Some(
+            (first..=last)
+                .step_by(length as usize)
+                .map(|month| match of {
+                    PeriodType::Monthly => PeriodId::Month { year, month },
+                    PeriodType::Quarterly => PeriodId::Quarter {
+                        year,
+                        quarter: month.div_ceil(3),
+                    },
+                    PeriodType::SixMonthly => PeriodId::Half {
+                        year,
+                        half: month.div_ceil(6),
+                    },
+                    _ => PeriodId::Year { year },
+                })
+                .collect(),
+        )
+    }
+
     /// The period of the same type just before this one.
     pub fn previous(&self) -> PeriodId {
         match *self {
@@ -478,6 +516,44 @@ mod tests {
         assert_eq!(p("2019").previous(), p("2018"));
         assert_eq!(p("2019Q3").year_before(), p("2018Q3"));
         assert_eq!(p("201907").year_before(), p("201807"));
+    }
+
+    #[test]
+    fn periods_within_coarser_periods() {
+        let ids = |p: &PeriodId, t| {
+            p.periods_within(t)
+                .map(|v| v.iter().map(|x| x.to_string()).collect::<Vec<_>>())
+        };
+        assert_eq!(
+            ids(&p("2019Q3"), PeriodType::Monthly),
+            Some(vec!["201907".into(), "201908".into(), "201909".into()])
+        );
+        assert_eq!(
+            ids(&p("2019"), PeriodType::Quarterly),
+            Some(vec![
+                "2019Q1".into(),
+                "2019Q2".into(),
+                "2019Q3".into(),
+                "2019Q4".into()
+            ])
+        );
+        assert_eq!(
+            ids(&p("2019S2"), PeriodType::SixMonthly),
+            Some(vec!["2019S2".into()])
+        );
+        assert_eq!(
+            ids(&p("2019N9"), PeriodType::Quarterly).map(|v| v.len()),
+            Some(3)
+        );
+        assert_eq!(
+            ids(&p("2019N9"), PeriodType::NineMonthly),
+            Some(vec!["2019N9".into()])
+        );
+        // Not whole: a quarter is not made of half years; nine months are not a year.
+        assert_eq!(ids(&p("2019Q3"), PeriodType::SixMonthly), None);
+        assert_eq!(ids(&p("2019N9"), PeriodType::SixMonthly), None);
+        assert_eq!(ids(&p("2019"), PeriodType::NineMonthly), None);
+        assert_eq!(ids(&p("201909"), PeriodType::Quarterly), None);
     }
 
     #[test]

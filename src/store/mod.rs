@@ -2,6 +2,7 @@
 //! default, one file, no service to run) and PostgreSQL (production, several aggregator
 //! processes). All SQL of tonghop lives under this module.
 
+pub mod bench;
 mod postgres;
 mod queries;
 mod sqlite;
@@ -40,6 +41,27 @@ pub enum Recorded {
         existing_revision: u32,
     },
 }
+
+/// One value of a stored revision, with what analytics need about its report: the revision's
+/// identity, and the first revision's arrival (timeliness is judged on the first report in, not
+/// on a later correction). A revision without values comes as one row with `value: None`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RevisionValueRow {
+    pub seq: i64,
+    pub unit: String,
+    pub data_set: String,
+    pub period: String,
+    pub revision: u32,
+    pub received_at: DateTime<Utc>,
+    pub deadline: DateTime<Utc>,
+    pub first_received_at: DateTime<Utc>,
+    pub first_on_time: bool,
+    pub indicator: Option<String>,
+    pub value: Option<f64>,
+}
+
+/// Receives rows one at a time, so a store of millions of values is never held twice.
+pub type RowVisitor<'a> = dyn FnMut(RevisionValueRow) + Send + 'a;
 
 /// A stored revision read back.
 #[derive(Debug, Clone, PartialEq)]
@@ -122,6 +144,17 @@ pub trait Store: Send + Sync + 'static {
         data_set: &str,
         period: &str,
     ) -> Result<Vec<StoredRevision>, StoreError>;
+
+    /// Visits the values of the latest revision of every report, ordered by seq.
+    async fn visit_current(&self, visitor: &mut RowVisitor<'_>) -> Result<(), StoreError>;
+
+    /// Visits the values of every revision with `seq >= from_seq` (latest or not), ordered by
+    /// seq: the incremental feed of the analytics read model.
+    async fn visit_since(
+        &self,
+        from_seq: i64,
+        visitor: &mut RowVisitor<'_>,
+    ) -> Result<(), StoreError>;
 
     /// The change counter: the seq of the newest stored revision (0 when empty).
     async fn change_counter(&self) -> Result<i64, StoreError>;

@@ -68,6 +68,27 @@ pub(super) const ALL_VALUES: &str = "SELECT seq, indicator, value, comment \
 pub(super) const ALL_CURRENT: &str = "SELECT unit_code, data_set, period, revision, seq \
     FROM current_reports ORDER BY unit_code, data_set, period";
 
+/// Values of revisions with the first revision's arrival; `{filter}` picks which revisions.
+fn revision_values_sql(join: &str, filter: &str) -> String {
+    format!(
+        "SELECT s.seq, s.unit_code, s.data_set, s.period, s.revision, s.received_at, s.deadline, \
+         f.received_at AS first_received_at, f.on_time AS first_on_time, v.indicator, v.value \
+         FROM submissions s {join} \
+         JOIN submissions f ON f.unit_code = s.unit_code AND f.data_set = s.data_set \
+         AND f.period = s.period AND f.revision = 1 \
+         LEFT JOIN submission_values v ON v.seq = s.seq \
+         {filter} ORDER BY s.seq, v.indicator"
+    )
+}
+
+pub(super) fn current_values_sql() -> String {
+    revision_values_sql("JOIN current_reports c ON c.seq = s.seq", "")
+}
+
+pub(super) fn values_since_sql() -> String {
+    revision_values_sql("", "WHERE s.seq >= $1")
+}
+
 pub(super) const CHANGE_COUNTER: &str = "SELECT COALESCE(MAX(seq), 0) FROM submissions";
 
 /// PostgreSQL keeps timestamps to the microsecond; cutting them there for both backends makes
@@ -236,7 +257,48 @@ macro_rules! sql_store {
             })
         }
 
+        fn decode_value_row(
+            row: &<$db as sqlx::Database>::Row,
+        ) -> Result<$crate::store::RevisionValueRow, $crate::store::StoreError> {
+            use sqlx::Row;
+            let seq: i64 = row.try_get("seq")?;
+            let revision: i64 = row.try_get("revision")?;
+            Ok($crate::store::RevisionValueRow {
+                seq,
+                unit: row.try_get("unit_code")?,
+                data_set: row.try_get("data_set")?,
+                period: row.try_get("period")?,
+                revision: u32::try_from(revision).map_err(|e| {
+                    $crate::store::StoreError::Corrupt(format!("seq {seq}: revision: {e}"))
+                })?,
+                received_at: row.try_get("received_at")?,
+                deadline: row.try_get("deadline")?,
+                first_received_at: row.try_get("first_received_at")?,
+                first_on_time: row.try_get("first_on_time")?,
+                indicator: row.try_get("indicator")?,
+                value: row.try_get("value")?,
+            })
+        }
+
         impl $store {
+            async fn visit_rows(
+                &self,
+                sql: &str,
+                from_seq: Option<i64>,
+                visitor: &mut $crate::store::RowVisitor<'_>,
+            ) -> Result<(), $crate::store::StoreError> {
+                use futures::TryStreamExt;
+                let mut query = sqlx::query(sql);
+                if let Some(from) = from_seq {
+                    query = query.bind(from);
+                }
+                let mut rows = query.fetch(&self.$reader);
+                while let Some(row) = rows.try_next().await? {
+                    visitor(decode_value_row(&row)?);
+                }
+                Ok(())
+            }
+
             async fn values_of(
                 &self,
                 seq: i64,
@@ -396,6 +458,23 @@ macro_rules! sql_store {
             ) -> Result<Vec<$crate::store::StoredRevision>, $crate::store::StoreError> {
                 let sql = $crate::store::queries::revisions_sql();
                 self.read_revisions(&sql, unit, data_set, period).await
+            }
+
+            async fn visit_current(
+                &self,
+                visitor: &mut $crate::store::RowVisitor<'_>,
+            ) -> Result<(), $crate::store::StoreError> {
+                let sql = $crate::store::queries::current_values_sql();
+                self.visit_rows(&sql, None, visitor).await
+            }
+
+            async fn visit_since(
+                &self,
+                from_seq: i64,
+                visitor: &mut $crate::store::RowVisitor<'_>,
+            ) -> Result<(), $crate::store::StoreError> {
+                let sql = $crate::store::queries::values_since_sql();
+                self.visit_rows(&sql, Some(from_seq), visitor).await
             }
 
             async fn change_counter(&self) -> Result<i64, $crate::store::StoreError> {
