@@ -3,9 +3,11 @@
 //! answers analysts. The binary in `main.rs` is a thin shell around this library.
 
 pub mod aggregator;
+pub mod analytics;
 pub mod cli;
 pub mod config;
 pub mod domain;
 pub mod grpc;
 pub mod ingest;
+pub mod query;
 pub mod store;
