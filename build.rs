@@ -9,6 +9,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "proto/tonghop/v1/report.proto",
         "proto/tonghop/v1/ingest.proto",
         "proto/tonghop/v1/catalog.proto",
+        "proto/tonghop/v1/analytics.proto",
     ];
     for proto in &protos {
         println!("cargo:rerun-if-changed={proto}");

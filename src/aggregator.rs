@@ -5,6 +5,7 @@ use crate::config::Settings;
 use crate::domain::{Catalog, UnitTree};
 use crate::grpc::Application;
 use crate::ingest::Ingestor;
+use crate::query::QueryService;
 use crate::store::{self, StoreOptions};
 use anyhow::Context;
 use std::sync::Arc;
@@ -64,8 +65,19 @@ pub async fn ingestor(settings: &Settings) -> anyhow::Result<Ingestor> {
     ))
 }
 
+/// The analytics read model over the ingestor's store, loaded now.
+pub async fn query_service(ingestor: &Ingestor) -> anyhow::Result<QueryService> {
+    Ok(QueryService::load(
+        ingestor.store().clone(),
+        ingestor.catalog().clone(),
+        ingestor.units().clone(),
+    )
+    .await?)
+}
+
 /// Everything up to a bound listener; call `serve_until` or `spawn` on the result.
 pub async fn build(settings: &Settings) -> anyhow::Result<Application> {
     let ingestor = ingestor(settings).await?;
-    Application::bind(settings.listen, ingestor, settings.max_message_bytes).await
+    let query = query_service(&ingestor).await?;
+    Application::bind(settings.listen, ingestor, query, settings.max_message_bytes).await
 }

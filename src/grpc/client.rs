@@ -1,12 +1,18 @@
 //! The client side of the contract, in domain types: `tonghop submit`, the demo and tests use
 //! it, and the district agent will.
 
+use super::analytics_convert::{
+    BadCode, completeness_from_pb, indicators_from_pb, ranking_from_pb, trend_from_pb,
+};
 use super::convert::{draft_to_pb, receipt_from_pb, violation_from_pb};
 use super::pb;
+use super::pb::analytics_service_client::AnalyticsServiceClient;
 use super::pb::catalog_service_client::CatalogServiceClient;
 use super::pb::ingest_service_client::IngestServiceClient;
 use super::status::is_retryable;
-use crate::domain::{Receipt, ReportDraft, Violation};
+use crate::analytics::{Completeness, ExportRow, IndicatorTable, RankingTable, Scope, TrendTable};
+use crate::domain::{IndicatorCode, Receipt, ReportDraft, UnitCode, Violation};
+use crate::query::Labelled;
 use std::time::Duration;
 use tonic::transport::{Channel, Endpoint};
 use tonic::{Code, Status};
@@ -64,6 +70,27 @@ impl SubmitFailure {
     }
 }
 
+impl From<BadCode> for SubmitFailure {
+    fn from(e: BadCode) -> Self {
+        SubmitFailure {
+            code: Code::Internal,
+            message: e.to_string(),
+            violations: Vec::new(),
+            retryable: false,
+            retry_after: None,
+        }
+    }
+}
+
+fn query_pb(scope: &Scope) -> Option<pb::Query> {
+    Some(pb::Query {
+        data_set: scope.data_set.clone(),
+        period: scope.period.to_string(),
+        unit: scope.node.clone(),
+        indicators: scope.indicators.clone(),
+    })
+}
+
 /// A data set as a district system discovers it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DataSetInfo {
@@ -77,6 +104,7 @@ pub struct DataSetInfo {
 pub struct AggregatorClient {
     ingest: IngestServiceClient<Channel>,
     catalog: CatalogServiceClient<Channel>,
+    analytics: AnalyticsServiceClient<Channel>,
 }
 
 impl AggregatorClient {
@@ -106,7 +134,9 @@ impl AggregatorClient {
         AggregatorClient {
             // The server enforces its own limit; the client must not refuse first.
             ingest: IngestServiceClient::new(channel.clone()).max_encoding_message_size(usize::MAX),
-            catalog: CatalogServiceClient::new(channel),
+            catalog: CatalogServiceClient::new(channel.clone()),
+            analytics: AnalyticsServiceClient::new(channel)
+                .max_decoding_message_size(64 * 1024 * 1024),
         }
     }
 
@@ -198,5 +228,101 @@ impl AggregatorClient {
             .into_iter()
             .map(|u| (u.code, u.parent, u.level, u.population))
             .collect())
+    }
+
+    /// Indicators of `scope.node` ("" for the root) and of each reporting unit under it.
+    pub async fn indicators(
+        &mut self,
+        scope: &Scope,
+    ) -> Result<Labelled<IndicatorTable>, SubmitFailure> {
+        let response = self
+            .analytics
+            .get_indicators(pb::IndicatorsRequest {
+                query: query_pb(scope),
+            })
+            .await
+            .map_err(|s| SubmitFailure::from_status(&s))?;
+        let (answer, labels) = indicators_from_pb(response.into_inner())?;
+        Ok(Labelled { answer, labels })
+    }
+
+    /// Rankings and the composite score; `per_capita: None` takes the server's default (on).
+    pub async fn ranking(
+        &mut self,
+        scope: &Scope,
+        per_capita: Option<bool>,
+    ) -> Result<Labelled<RankingTable>, SubmitFailure> {
+        let response = self
+            .analytics
+            .get_ranking(pb::RankingRequest {
+                query: query_pb(scope),
+                per_capita,
+            })
+            .await
+            .map_err(|s| SubmitFailure::from_status(&s))?;
+        let (answer, labels) = ranking_from_pb(response.into_inner())?;
+        Ok(Labelled { answer, labels })
+    }
+
+    pub async fn completeness(
+        &mut self,
+        scope: &Scope,
+    ) -> Result<Labelled<Completeness>, SubmitFailure> {
+        let response = self
+            .analytics
+            .get_completeness(pb::CompletenessRequest {
+                query: query_pb(scope),
+            })
+            .await
+            .map_err(|s| SubmitFailure::from_status(&s))?;
+        let (answer, labels) = completeness_from_pb(response.into_inner())?;
+        Ok(Labelled { answer, labels })
+    }
+
+    pub async fn trend(&mut self, scope: &Scope) -> Result<Labelled<TrendTable>, SubmitFailure> {
+        let response = self
+            .analytics
+            .get_trend(pb::TrendRequest {
+                query: query_pb(scope),
+            })
+            .await
+            .map_err(|s| SubmitFailure::from_status(&s))?;
+        let (answer, labels) = trend_from_pb(response.into_inner())?;
+        Ok(Labelled { answer, labels })
+    }
+
+    /// Every latest value from `scope.period` through `through`, read from the stream.
+    pub async fn export(
+        &mut self,
+        scope: &Scope,
+        through: &str,
+    ) -> Result<Vec<ExportRow>, SubmitFailure> {
+        let mut stream = self
+            .analytics
+            .export_values(pb::ExportRequest {
+                data_set: scope.data_set.clone(),
+                from_period: scope.period.to_string(),
+                to_period: through.into(),
+                unit: scope.node.clone(),
+            })
+            .await
+            .map_err(|s| SubmitFailure::from_status(&s))?
+            .into_inner();
+        let mut rows = Vec::new();
+        while let Some(v) = stream
+            .message()
+            .await
+            .map_err(|s| SubmitFailure::from_status(&s))?
+        {
+            rows.push(ExportRow {
+                unit: UnitCode::parse(&v.unit).map_err(|_| BadCode(v.unit.clone()))?,
+                period: v.period,
+                indicator: IndicatorCode::parse(&v.indicator)
+                    .map_err(|_| BadCode(v.indicator.clone()))?,
+                value: v.value,
+                revision: v.revision,
+            });
+        }
+        Ok(rows)
     }
 }

@@ -2,6 +2,8 @@
 //! back, the one table that maps domain errors to status codes, the server and the client.
 //! Nothing outside this module sees a prost type.
 
+mod analytics;
+mod analytics_convert;
 pub mod client;
 mod convert;
 mod server;

@@ -2,11 +2,14 @@
 //! `Application::build`), serves ingest, catalog, health and reflection, and stops gracefully:
 //! in-flight calls finish, and nothing is acknowledged that is not committed.
 
+use super::analytics::AnalyticsApi;
 use super::pb;
+use super::pb::analytics_service_server::AnalyticsServiceServer;
 use super::pb::catalog_service_server::CatalogServiceServer;
 use super::pb::ingest_service_server::IngestServiceServer;
 use super::services::{CatalogApi, IngestApi};
 use crate::ingest::Ingestor;
+use crate::query::QueryService;
 use std::future::Future;
 use std::net::SocketAddr;
 use tokio::net::TcpListener;
@@ -17,6 +20,7 @@ use tokio_stream::wrappers::TcpListenerStream;
 pub struct Application {
     listener: TcpListener,
     ingestor: Ingestor,
+    query: QueryService,
     max_message_bytes: usize,
 }
 
@@ -45,6 +49,7 @@ impl Application {
     pub async fn bind(
         listen: SocketAddr,
         ingestor: Ingestor,
+        query: QueryService,
         max_message_bytes: usize,
     ) -> anyhow::Result<Self> {
         let listener = TcpListener::bind(listen)
@@ -53,6 +58,7 @@ impl Application {
         Ok(Application {
             listener,
             ingestor,
+            query,
             max_message_bytes,
         })
     }
@@ -70,6 +76,9 @@ impl Application {
         health_reporter
             .set_serving::<CatalogServiceServer<CatalogApi>>()
             .await;
+        health_reporter
+            .set_serving::<AnalyticsServiceServer<AnalyticsApi>>()
+            .await;
         let reflection = tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
             .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
@@ -82,6 +91,10 @@ impl Application {
             ingestor: self.ingestor.clone(),
         })
         .max_decoding_message_size(self.max_message_bytes);
+        let analytics = AnalyticsServiceServer::new(AnalyticsApi {
+            query: self.query.clone(),
+        })
+        .max_decoding_message_size(self.max_message_bytes);
         let addr = self.listener.local_addr()?;
         tracing::info!(%addr, store = self.ingestor.store().backend(), "aggregator listening");
         tonic::transport::Server::builder()
@@ -90,6 +103,7 @@ impl Application {
             .add_service(reflection)
             .add_service(ingest)
             .add_service(catalog)
+            .add_service(analytics)
             .serve_with_incoming_shutdown(TcpListenerStream::new(self.listener), stop)
             .await?;
         tracing::info!("aggregator stopped; in-flight calls finished");

@@ -8,11 +8,18 @@
 //! | `IngestError::SubmissionIdReused`     | ALREADY_EXISTS   |                          |
 //! | `StoreError::Unavailable`             | UNAVAILABLE      | `google.rpc.RetryInfo`   |
 //! | `StoreError::Corrupt` / `Internal`    | INTERNAL         |                          |
+//! | `QueryError::Invalid` (unknown code,  | INVALID_ARGUMENT | `google.rpc.BadRequest`  |
+//! |   period not whole)                   |                  |                          |
+//! | `QueryError::Invalid(UnknownUnit)`    | NOT_FOUND        |                          |
+//! | `QueryError::Store`                   | as `StoreError`  |                          |
+//! | `QueryError::Task`, engine failure    | INTERNAL         |                          |
 
 use super::convert::violation_to_pb;
 use super::pb;
+use crate::analytics::AnalyticsError;
 use crate::domain::Violation;
 use crate::ingest::IngestError;
+use crate::query::QueryError;
 use crate::store::StoreError;
 use std::time::Duration;
 use tonic::{Code, Status};
@@ -124,5 +131,39 @@ pub fn to_rejection(error: &IngestError) -> pb::Rejection {
             _ => Vec::new(),
         },
         retryable: is_retryable(code),
+    }
+}
+
+/// Analytics errors: the client asked for something that does not exist or cannot be built.
+pub fn query_status(error: &QueryError) -> Status {
+    let violation = |field: &str, value: &str, rule: &str| {
+        invalid_argument(&[Violation {
+            field: field.into(),
+            value: value.into(),
+            rule: rule.into(),
+            description: error.to_string(),
+        }])
+    };
+    match error {
+        QueryError::Invalid(AnalyticsError::UnknownUnit(unit)) => {
+            Status::not_found(format!("no reporting unit {unit}"))
+        }
+        QueryError::Invalid(AnalyticsError::UnknownDataSet(code)) => {
+            violation("query.data_set", code, "unknown_data_set")
+        }
+        QueryError::Invalid(AnalyticsError::UnknownIndicator { indicator, .. }) => {
+            violation("query.indicators", indicator, "unknown_indicator")
+        }
+        QueryError::Invalid(AnalyticsError::PeriodNotAligned { period, .. }) => {
+            violation("query.period", period, "period_not_whole")
+        }
+        QueryError::Invalid(AnalyticsError::Unsupported(what)) => {
+            violation("query", what, "unsupported")
+        }
+        QueryError::Store(e) => to_status(&IngestError::Store(e.clone())),
+        QueryError::Invalid(AnalyticsError::Engine(_)) | QueryError::Task(_) => {
+            tracing::error!(error = %error, "analytics failure");
+            Status::internal("analytics failed; see the server log")
+        }
     }
 }
