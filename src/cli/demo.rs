@@ -139,7 +139,8 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     });
     let units = ingestor.units().clone();
     let store = ingestor.store().clone();
-    let server = Application::bind(settings.listen, ingestor, settings.max_message_bytes)
+    let query = aggregator::query_service(&ingestor).await?;
+    let server = Application::bind(settings.listen, ingestor, query, settings.max_message_bytes)
         .await?
         .spawn()?;
     let districts: Vec<ReportingUnit> = units
@@ -245,6 +246,24 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         total.new + total.revisions,
         total.new
     );
+    // What an analyst sees right away: no batch job between the last receipt and these tables.
+    let year = PeriodId::Year { year: args.year };
+    let scope = crate::analytics::Scope {
+        data_set: MONTHLY.into(),
+        period: year,
+        node: String::new(),
+        indicators: Vec::new(),
+    };
+    let mut analyst = AggregatorClient::connect(&server.endpoint()).await?;
+    let indicators = analyst.indicators(&scope).await?;
+    println!();
+    print!(
+        "{}",
+        super::query::render_indicators(&indicators, false, false)
+    );
+    let ranking = analyst.ranking(&scope, None).await?;
+    println!();
+    print!("{}", super::query::render_ranking(&ranking, false, false));
     server.shutdown().await?;
     store.close().await;
     match &args.keep {

@@ -1,10 +1,13 @@
 //! The command line: `serve`, `submit`, `demo`. Each subcommand lives in its own file; this
 //! one holds the argument definitions, logging set-up and exit codes.
 
+mod bench;
 mod demo;
+mod query;
 mod report_file;
 mod serve;
 mod submit;
+mod table;
 
 pub use report_file::{ReportFileError, read_report_file};
 
@@ -44,6 +47,10 @@ pub enum Command {
     /// Start an aggregator on a temporary SQLite database and have the example province's
     /// districts push a year of monthly reports to it over gRPC.
     Demo(DemoArgs),
+    /// Ask a running aggregator for indicators, rankings, completeness, trends or raw values.
+    Query(QueryArgs),
+    /// Benchmarks: analytics against an SQL baseline (see docs/BENCHMARKS.md).
+    Bench(BenchArgs),
 }
 
 #[derive(Debug, Args)]
@@ -93,6 +100,74 @@ pub struct DemoArgs {
     pub keep: Option<PathBuf>,
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum QueryKind {
+    /// Totals of a node and its units, derived rates from aggregated components.
+    Indicators,
+    /// Composite ranking with rank changes (and per indicator with --indicator).
+    Ranking,
+    /// Expected, received, on-time reports; who is missing or late.
+    Completeness,
+    /// Change against the previous period and the same period last year.
+    Trend,
+    /// The latest stored values, from --period through --through, as CSV.
+    Export,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum OutputFormat {
+    Table,
+    Csv,
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub struct QueryArgs {
+    pub kind: QueryKind,
+    /// Period: 2019, 2019Q3, 2019S1, 2019N9 or 201909.
+    #[arg(long)]
+    pub period: String,
+    #[arg(long, default_value = "DVCQ_THANG")]
+    pub data_set: String,
+    /// Node of the unit tree [default: the root, the province].
+    #[arg(long)]
+    pub unit: Option<String>,
+    /// Only these indicators (repeat the flag).
+    #[arg(long)]
+    pub indicator: Vec<String>,
+    /// Language of the names: vi or en.
+    #[arg(long, default_value = "vi", value_parser = ["vi", "en"])]
+    pub lang: String,
+    #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
+    pub format: OutputFormat,
+    /// One column (indicators) or row (trend) per unit under the node.
+    #[arg(long)]
+    pub by_unit: bool,
+    /// Rank raw totals, not per 10,000 inhabitants.
+    #[arg(long)]
+    pub raw: bool,
+    /// Last period of an export.
+    #[arg(long)]
+    pub through: Option<String>,
+    #[arg(long, env = "TONGHOP_ENDPOINT", default_value = DEFAULT_ENDPOINT)]
+    pub endpoint: String,
+}
+
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    #[command(subcommand)]
+    pub which: BenchKind,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BenchKind {
+    /// Province and national rollups with polars, against the same answers in SQL.
+    Analytics(AnalyticsBenchArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct AnalyticsBenchArgs {}
+
 pub fn init_tracing(cli: &Cli) {
     use tracing_subscriber::EnvFilter;
     // The server logs its work; the client commands print their own results and log only
@@ -119,5 +194,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Serve(args) => serve::run(args).await,
         Command::Submit(args) => submit::run(args).await,
         Command::Demo(args) => demo::run(args).await,
+        Command::Bench(args) => bench::run(args).await,
+        Command::Query(args) => query::run(args).await,
     }
 }

@@ -163,7 +163,10 @@ pub async fn spawn_app_with(
         ingestor = ingestor.with_clock(clock);
     }
     let store = ingestor.store().clone();
-    let server = Application::bind(settings.listen, ingestor, settings.max_message_bytes)
+    let query = tonghop::aggregator::query_service(&ingestor)
+        .await
+        .expect("read model loads");
+    let server = Application::bind(settings.listen, ingestor, query, settings.max_message_bytes)
         .await
         .expect("bind")
         .spawn()
