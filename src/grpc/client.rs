@@ -13,8 +13,9 @@ use super::status::is_retryable;
 use crate::analytics::{Completeness, ExportRow, IndicatorTable, RankingTable, Scope, TrendTable};
 use crate::domain::{IndicatorCode, Receipt, ReportDraft, UnitCode, Violation};
 use crate::query::Labelled;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
 use tonic::{Code, Status};
 use tonic_types::StatusExt;
 
@@ -91,6 +92,38 @@ fn query_pb(scope: &Scope) -> Option<pb::Query> {
     })
 }
 
+/// This client's identity for mutual TLS: the province's CA certificate, and this unit's (or
+/// analyst's, or administrator's) certificate and private key, all PEM files.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+pub struct ClientTls {
+    pub ca: PathBuf,
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+fn read_pem(what: &str, path: &Path) -> anyhow::Result<Vec<u8>> {
+    std::fs::read(path).map_err(|e| anyhow::anyhow!("cannot read {what} {}: {e}", path.display()))
+}
+
+fn configured(endpoint: &str, tls: Option<&ClientTls>) -> anyhow::Result<Endpoint> {
+    let mut configured = Endpoint::from_shared(endpoint.to_owned())
+        .map_err(|e| anyhow::anyhow!("bad endpoint {endpoint:?}: {e}"))?
+        .connect_timeout(Duration::from_secs(5))
+        .timeout(Duration::from_secs(60));
+    if let Some(tls) = tls {
+        let config = ClientTlsConfig::new()
+            .ca_certificate(Certificate::from_pem(read_pem("CA certificate", &tls.ca)?))
+            .identity(Identity::from_pem(
+                read_pem("certificate", &tls.cert)?,
+                read_pem("private key", &tls.key)?,
+            ));
+        configured = configured
+            .tls_config(config)
+            .map_err(|e| anyhow::anyhow!("TLS settings for {endpoint}: {e}"))?;
+    }
+    Ok(configured)
+}
+
 /// A data set as a district system discovers it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DataSetInfo {
@@ -108,12 +141,15 @@ pub struct AggregatorClient {
 }
 
 impl AggregatorClient {
-    /// Connects to `http://host:port`.
+    /// Connects to `http://host:port` (plaintext; see `connect_with` for mutual TLS).
     pub async fn connect(endpoint: &str) -> anyhow::Result<Self> {
-        let channel = Endpoint::from_shared(endpoint.to_owned())
-            .map_err(|e| anyhow::anyhow!("bad endpoint {endpoint:?}: {e}"))?
-            .connect_timeout(Duration::from_secs(5))
-            .timeout(Duration::from_secs(60))
+        Self::connect_with(endpoint, None).await
+    }
+
+    /// Connects now, with this client's certificate when `tls` is given
+    /// (`https://host:port`; the host must be named in the server's certificate).
+    pub async fn connect_with(endpoint: &str, tls: Option<&ClientTls>) -> anyhow::Result<Self> {
+        let channel = configured(endpoint, tls)?
             .connect()
             .await
             .map_err(|e| anyhow::anyhow!("cannot reach the aggregator at {endpoint}: {e}"))?;
@@ -122,12 +158,11 @@ impl AggregatorClient {
 
     /// A client that connects on first use (no error while the aggregator is still down).
     pub fn connect_lazy(endpoint: &str) -> anyhow::Result<Self> {
-        let channel = Endpoint::from_shared(endpoint.to_owned())
-            .map_err(|e| anyhow::anyhow!("bad endpoint {endpoint:?}: {e}"))?
-            .connect_timeout(Duration::from_secs(5))
-            .timeout(Duration::from_secs(60))
-            .connect_lazy();
-        Ok(Self::from_channel(channel))
+        Self::connect_lazy_with(endpoint, None)
+    }
+
+    pub fn connect_lazy_with(endpoint: &str, tls: Option<&ClientTls>) -> anyhow::Result<Self> {
+        Ok(Self::from_channel(configured(endpoint, tls)?.connect_lazy()))
     }
 
     fn from_channel(channel: Channel) -> Self {
