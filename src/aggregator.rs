@@ -77,7 +77,8 @@ pub async fn query_service(ingestor: &Ingestor) -> anyhow::Result<QueryService> 
 
 /// Everything up to a bound listener; call `serve_until` or `spawn` on the result.
 pub async fn build(settings: &Settings) -> anyhow::Result<Application> {
+    let options = settings.server_options()?;
     let ingestor = ingestor(settings).await?;
     let query = query_service(&ingestor).await?;
-    Application::bind(settings.listen, ingestor, query, settings.max_message_bytes).await
+    Application::bind(settings.listen, ingestor, query, options).await
 }

@@ -2,6 +2,9 @@
 //! environment variables < command-line flags. Each layer may set any subset of fields.
 
 use crate::domain::ValidationLimits;
+use crate::grpc::{ServerOptions, TlsFiles};
+use crate::security::Policy;
+use crate::security::rate::RateLimit;
 use serde::Deserialize;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -24,6 +27,16 @@ pub struct Settings {
     pub max_message_bytes: usize,
     pub db_max_connections: u32,
     pub limits: ValidationLimits,
+    /// Mutual TLS files; all three or none.
+    pub tls_ca: Option<PathBuf>,
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    /// Plaintext without identities: must be asked for explicitly.
+    pub insecure: bool,
+    pub policy: Policy,
+    pub rate_limit: Option<RateLimit>,
+    pub request_timeout_secs: u64,
+    pub concurrency_per_connection: usize,
 }
 
 impl Default for Settings {
@@ -38,8 +51,30 @@ impl Default for Settings {
             max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
             db_max_connections: 8,
             limits: ValidationLimits::default(),
+            tls_ca: None,
+            tls_cert: None,
+            tls_key: None,
+            insecure: false,
+            policy: Policy::default(),
+            // A district sends a few reports a month; 20 calls a second with bursts of 100
+            // leaves room for backfills and stops a runaway loop.
+            rate_limit: Some(RateLimit {
+                per_second: 20.0,
+                burst: 100,
+            }),
+            request_timeout_secs: 30,
+            concurrency_per_connection: 64,
         }
     }
+}
+
+/// The `[tls]` table of a settings file.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsLayer {
+    pub ca: Option<PathBuf>,
+    pub cert: Option<PathBuf>,
+    pub key: Option<PathBuf>,
 }
 
 /// One layer: every field optional. The settings file has this shape (see
@@ -55,6 +90,12 @@ pub struct SettingsLayer {
     pub db_max_connections: Option<u32>,
     pub max_text_chars: Option<usize>,
     pub max_values: Option<usize>,
+    pub tls: Option<TlsLayer>,
+    pub insecure: Option<bool>,
+    pub policy: Option<Policy>,
+    pub rate_limit: Option<RateLimit>,
+    pub request_timeout_secs: Option<u64>,
+    pub concurrency_per_connection: Option<usize>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -75,6 +116,8 @@ pub enum ConfigError {
         value: String,
         reason: String,
     },
+    #[error("{0}")]
+    Security(String),
 }
 
 impl SettingsLayer {
@@ -91,7 +134,9 @@ impl SettingsLayer {
 
     /// Reads `TONGHOP_LISTEN`, `TONGHOP_DATABASE_URL`, `TONGHOP_CATALOG`, `TONGHOP_UNITS`,
     /// `TONGHOP_MAX_MESSAGE_BYTES`, `TONGHOP_DB_MAX_CONNECTIONS`, `TONGHOP_MAX_TEXT_CHARS`,
-    /// `TONGHOP_MAX_VALUES` through `lookup` (the process environment in production).
+    /// `TONGHOP_MAX_VALUES`, `TONGHOP_TLS_CA`, `TONGHOP_TLS_CERT`, `TONGHOP_TLS_KEY`,
+    /// `TONGHOP_INSECURE`, `TONGHOP_REQUEST_TIMEOUT_SECS` through `lookup` (the process
+    /// environment in production).
     pub fn from_env(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         fn parsed<T: std::str::FromStr>(
             lookup: &impl Fn(&str) -> Option<String>,
@@ -121,6 +166,14 @@ impl SettingsLayer {
             db_max_connections: parsed(&lookup, "TONGHOP_DB_MAX_CONNECTIONS")?,
             max_text_chars: parsed(&lookup, "TONGHOP_MAX_TEXT_CHARS")?,
             max_values: parsed(&lookup, "TONGHOP_MAX_VALUES")?,
+            tls: Some(TlsLayer {
+                ca: lookup("TONGHOP_TLS_CA").map(PathBuf::from),
+                cert: lookup("TONGHOP_TLS_CERT").map(PathBuf::from),
+                key: lookup("TONGHOP_TLS_KEY").map(PathBuf::from),
+            }),
+            insecure: parsed(&lookup, "TONGHOP_INSECURE")?,
+            request_timeout_secs: parsed(&lookup, "TONGHOP_REQUEST_TIMEOUT_SECS")?,
+            ..SettingsLayer::default()
         })
     }
 
@@ -149,6 +202,26 @@ impl SettingsLayer {
         if let Some(v) = self.max_values {
             s.limits.max_values = v;
         }
+        if let Some(tls) = self.tls {
+            s.tls_ca = tls.ca.or(s.tls_ca.take());
+            s.tls_cert = tls.cert.or(s.tls_cert.take());
+            s.tls_key = tls.key.or(s.tls_key.take());
+        }
+        if let Some(v) = self.insecure {
+            s.insecure = v;
+        }
+        if let Some(v) = self.policy {
+            s.policy = v;
+        }
+        if let Some(v) = self.rate_limit {
+            s.rate_limit = Some(v);
+        }
+        if let Some(v) = self.request_timeout_secs {
+            s.request_timeout_secs = v;
+        }
+        if let Some(v) = self.concurrency_per_connection {
+            s.concurrency_per_connection = v;
+        }
     }
 }
 
@@ -166,6 +239,44 @@ impl Settings {
         SettingsLayer::from_env(env)?.apply(&mut settings);
         flags.apply(&mut settings);
         Ok(settings)
+    }
+}
+
+impl Settings {
+    /// What the server needs, refusing a configuration that would run without identities by
+    /// accident: plaintext only when `insecure` says so.
+    pub fn server_options(&self) -> Result<ServerOptions, ConfigError> {
+        let tls = match (&self.tls_ca, &self.tls_cert, &self.tls_key) {
+            (Some(ca), Some(cert), Some(key)) => Some(TlsFiles {
+                ca: ca.clone(),
+                cert: cert.clone(),
+                key: key.clone(),
+            }),
+            (None, None, None) => None,
+            _ => {
+                return Err(ConfigError::Security(
+                    "TLS needs all three of tls.ca, tls.cert and tls.key".into(),
+                ));
+            }
+        };
+        match (&tls, self.insecure) {
+            (None, false) => Err(ConfigError::Security(
+                "no TLS configured: give tls.ca, tls.cert and tls.key (`tonghop certs init` \
+                 makes them), or run with --insecure to accept unidentified plaintext calls"
+                    .into(),
+            )),
+            (Some(_), true) => Err(ConfigError::Security(
+                "both TLS files and --insecure are set; choose one".into(),
+            )),
+            _ => Ok(ServerOptions {
+                max_message_bytes: self.max_message_bytes,
+                request_timeout: std::time::Duration::from_secs(self.request_timeout_secs.max(1)),
+                concurrency_per_connection: self.concurrency_per_connection.max(1),
+                tls,
+                policy: self.policy,
+                rate_limit: self.rate_limit,
+            }),
+        }
     }
 }
 
@@ -227,6 +338,23 @@ mod tests {
             .expect("example settings parse");
         assert_eq!(s.database_url, DEFAULT_DATABASE_URL);
         assert_eq!(s.limits, ValidationLimits::default());
+    }
+
+    #[test]
+    fn plaintext_must_be_asked_for() {
+        let plain = Settings::default();
+        let err = plain.server_options().expect_err("no TLS, no --insecure");
+        assert!(err.to_string().contains("--insecure"), "{err}");
+        let insecure = Settings {
+            insecure: true,
+            ..Settings::default()
+        };
+        assert!(insecure.server_options().expect("allowed").tls.is_none());
+        let half = Settings {
+            tls_cert: Some("server.pem".into()),
+            ..Settings::default()
+        };
+        assert!(half.server_options().is_err(), "TLS needs all three files");
     }
 
     #[test]

@@ -10,4 +10,5 @@ pub mod domain;
 pub mod grpc;
 pub mod ingest;
 pub mod query;
+pub mod security;
 pub mod store;

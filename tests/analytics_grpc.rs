@@ -49,13 +49,22 @@ async fn indicators_over_grpc_are_ratios_of_sums() {
     let t = &answer.answer;
     assert_eq!(t.node.as_str(), "BS", "empty unit means the root");
     // Σ resolved over 3 districts × 3 months: (100+200+300)×3 + (7+8+9)×3 = 1800 + 72 = 1872.
-    let resolved = t.total("hs_giai_quyet").and_then(|r| r.value).expect("total");
+    let resolved = t
+        .total("hs_giai_quyet")
+        .and_then(|r| r.value)
+        .expect("total");
     assert_eq!(resolved, 1872.0);
     // Σ on time = 1872 − (7+8+9)×3 = 1872 − 72 = 1800; rate = 1800 ÷ 1872 × 100.
-    let rate = t.total("ty_le_dung_han").and_then(|r| r.value).expect("rate");
+    let rate = t
+        .total("ty_le_dung_han")
+        .and_then(|r| r.value)
+        .expect("rate");
     assert!((rate - 1800.0 / 1872.0 * 100.0).abs() < 1e-9, "{rate}");
     // BS01 alone: resolved 300 + 24 = 324, on time 300.
-    let bs01 = t.value("BS01", "ty_le_dung_han").and_then(|r| r.value).expect("BS01");
+    let bs01 = t
+        .value("BS01", "ty_le_dung_han")
+        .and_then(|r| r.value)
+        .expect("BS01");
     assert!((bs01 - 300.0 / 324.0 * 100.0).abs() < 1e-9);
     // 10 districts × 3 months expected, 9 received; BS04 has nothing and says so.
     let total = t.total("hs_giai_quyet").expect("total row");
@@ -79,7 +88,10 @@ async fn a_report_is_in_the_very_next_answer() {
         .indicators(&scope("DVCQ_THANG", "201909", "BS04"))
         .await
         .expect("indicators");
-    assert_eq!(before.answer.total("tiep_cong_dan").and_then(|r| r.value), None);
+    assert_eq!(
+        before.answer.total("tiep_cong_dan").and_then(|r| r.value),
+        None
+    );
     let mut r = valid_report("BS04-201909", "BS04", "201909");
     set_value(&mut r, "tiep_cong_dan", 6.0);
     client.submit(&r).await.expect("accepted");
@@ -88,7 +100,10 @@ async fn a_report_is_in_the_very_next_answer() {
         .indicators(&scope("DVCQ_THANG", "201909", "BS04"))
         .await
         .expect("indicators");
-    assert_eq!(after.answer.total("tiep_cong_dan").and_then(|r| r.value), Some(6.0));
+    assert_eq!(
+        after.answer.total("tiep_cong_dan").and_then(|r| r.value),
+        Some(6.0)
+    );
     app.stop().await;
 }
 
@@ -98,7 +113,11 @@ async fn ranking_completeness_trend_and_export() {
     let q3 = scope("DVCQ_THANG", "2019Q3", "");
 
     let ranking = client.ranking(&q3, None).await.expect("ranking");
-    assert_eq!(ranking.answer.composite.len(), 10, "every district is ranked");
+    assert_eq!(
+        ranking.answer.composite.len(),
+        10,
+        "every district is ranked"
+    );
     assert_eq!(ranking.answer.previous_period, "2019Q2");
     let on_time = ranking
         .answer
@@ -107,9 +126,18 @@ async fn ranking_completeness_trend_and_export() {
         .find(|i| i.indicator.as_str() == "ty_le_dung_han")
         .expect("on-time rate is ranked");
     // BS03's rate 900/972 beats BS02's 600/672 beats BS01's 300/324; the rest are missing.
-    let order: Vec<&str> = on_time.entries.iter().take(3).map(|e| e.unit.as_str()).collect();
+    let order: Vec<&str> = on_time
+        .entries
+        .iter()
+        .take(3)
+        .map(|e| e.unit.as_str())
+        .collect();
     assert_eq!(order, ["BS03", "BS02", "BS01"]);
-    assert!(on_time.entries[3..].iter().all(|e| e.missing && e.rank == 4));
+    assert!(
+        on_time.entries[3..]
+            .iter()
+            .all(|e| e.missing && e.rank == 4)
+    );
 
     let completeness = client.completeness(&q3).await.expect("completeness");
     let c = &completeness.answer;
@@ -128,7 +156,10 @@ async fn ranking_completeness_trend_and_export() {
         .find(|r| r.is_total && r.indicator.as_str() == "hs_giai_quyet")
         .expect("row");
     // September 109 against August 108: +1, +1/108 × 100 %.
-    assert_eq!((row.value, row.previous, row.change), (Some(109.0), Some(108.0), Some(1.0)));
+    assert_eq!(
+        (row.value, row.previous, row.change),
+        (Some(109.0), Some(108.0), Some(1.0))
+    );
     assert!((row.change_pct.expect("pct") - 100.0 / 108.0).abs() < 1e-9);
     assert_eq!(row.year_before, None, "nothing for September 2018");
 
@@ -179,13 +210,30 @@ async fn query_command_prints_tables_and_csv() {
     };
     let table = run(&["query", "indicators", "--period", "2019Q3"]);
     let text = String::from_utf8_lossy(&table.stdout);
-    assert!(table.status.success(), "{}", String::from_utf8_lossy(&table.stderr));
+    assert!(
+        table.status.success(),
+        "{}",
+        String::from_utf8_lossy(&table.stderr)
+    );
     assert!(text.contains("Hồ sơ đã giải quyết"), "{text}");
-    assert!(text.contains("1.872"), "Vietnamese thousands separator: {text}");
+    assert!(
+        text.contains("1.872"),
+        "Vietnamese thousands separator: {text}"
+    );
     let english = run(&["query", "indicators", "--period", "2019Q3", "--lang", "en"]);
     let text = String::from_utf8_lossy(&english.stdout);
-    assert!(text.contains("Dossiers resolved") && text.contains("1,872"), "{text}");
-    let csv = run(&["query", "indicators", "--period", "2019Q3", "--format", "csv"]);
+    assert!(
+        text.contains("Dossiers resolved") && text.contains("1,872"),
+        "{text}"
+    );
+    let csv = run(&[
+        "query",
+        "indicators",
+        "--period",
+        "2019Q3",
+        "--format",
+        "csv",
+    ]);
     let text = String::from_utf8_lossy(&csv.stdout);
     assert!(text.starts_with("unit,is_total,indicator,value"), "{text}");
     assert!(text.contains("BS,true,hs_giai_quyet,1872,"), "{text}");

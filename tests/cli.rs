@@ -24,6 +24,7 @@ fn serve(database_url: &str) -> (Child, String) {
     let mut child = Command::new(BIN)
         .args([
             "serve",
+            "--insecure",
             "--listen",
             "127.0.0.1:0",
             "--database-url",
@@ -183,4 +184,115 @@ fn demo_runs_a_year_and_reports_what_happened() {
     assert!(stdout.contains("recognised as duplicate"), "{stdout}");
     assert!(stdout.contains("stored as revision 2"), "{stdout}");
     assert!(stdout.contains("on_time = false"), "{stdout}");
+}
+
+#[test]
+fn serve_refuses_to_start_without_tls_unless_insecure() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let out = Command::new(BIN)
+        .args(["serve", "--listen", "127.0.0.1:0", "--database-url"])
+        .arg(format!("sqlite://{}", dir.path().join("t.db").display()))
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("run tonghop serve");
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("no TLS configured"), "{stderr}");
+    assert!(stderr.contains("--insecure"), "{stderr}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn certs_init_then_serve_and_submit_over_mutual_tls() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let pki = dir.path().join("pki");
+    let init = Command::new(BIN)
+        .args(["certs", "init", "--out"])
+        .arg(&pki)
+        .output()
+        .expect("run tonghop certs init");
+    assert!(
+        init.status.success(),
+        "{}",
+        String::from_utf8_lossy(&init.stderr)
+    );
+    assert!(String::from_utf8_lossy(&init.stdout).contains("wrote 30 files"));
+
+    let db = format!("sqlite://{}", dir.path().join("t.db").display());
+    let mut child = Command::new(BIN)
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--database-url",
+            &db,
+            "--tls-ca",
+        ])
+        .arg(pki.join("ca.pem"))
+        .arg("--tls-cert")
+        .arg(pki.join("server.pem"))
+        .arg("--tls-key")
+        .arg(pki.join("server-key.pem"))
+        .env("RUST_LOG", "info")
+        .env("NO_COLOR", "1")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start tonghop serve");
+    let stderr = child.stderr.take().expect("stderr");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut sent = false;
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if !sent
+                && line.contains("aggregator listening")
+                && let Some(rest) = line.split("addr=").nth(1)
+            {
+                let _ = tx.send(
+                    rest.split_whitespace()
+                        .next()
+                        .unwrap_or_default()
+                        .to_string(),
+                );
+                sent = true;
+            }
+        }
+    });
+    let addr = rx
+        .recv_timeout(Duration::from_secs(60))
+        .expect("address logged");
+    let endpoint = format!("https://{addr}");
+    let submit_as = |unit: &str| {
+        Command::new(BIN)
+            .args([
+                "submit",
+                &example("report-BS03-201909.toml"),
+                "--endpoint",
+                &endpoint,
+            ])
+            .arg("--ca")
+            .arg(pki.join("ca.pem"))
+            .arg("--cert")
+            .arg(pki.join("units").join(format!("{unit}.pem")))
+            .arg("--key")
+            .arg(pki.join("units").join(format!("{unit}-key.pem")))
+            .env("NO_COLOR", "1")
+            .output()
+            .expect("run tonghop submit")
+    };
+    let own = submit_as("BS03");
+    assert!(
+        own.status.success(),
+        "{}",
+        String::from_utf8_lossy(&own.stderr)
+    );
+    assert!(String::from_utf8_lossy(&own.stdout).contains("revision 1 (new)"));
+    // BS04's certificate cannot send BS03's report.
+    let foreign = submit_as("BS04");
+    assert_eq!(foreign.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&foreign.stderr);
+    assert!(
+        stderr.contains("unit:BS04 may not submit a report for BS03"),
+        "{stderr}"
+    );
+    assert!(terminate(child).success());
 }

@@ -325,9 +325,7 @@ pub(crate) fn derive(
             None,
             Some(format!("numerator {} not reported", d.numerator)),
         ),
-        (Some(_), Some(0.0)) => {
-            (None, Some(format!("denominator {} is 0", d.denominator)))
-        }
+        (Some(_), Some(0.0)) => (None, Some(format!("denominator {} is 0", d.denominator))),
         (Some(num), Some(den)) => {
             let v = num / den * d.factor;
             if v.is_finite() {

@@ -12,8 +12,8 @@ use crate::domain::period::{self, vietnam_offset};
 use crate::domain::{
     Calendar, DraftValue, Narrative, PeriodId, ReceiptStatus, ReportDraft, ReportingUnit,
 };
-use crate::grpc::Application;
 use crate::grpc::client::{AggregatorClient, SubmitFailure};
+use crate::grpc::{Application, ServerOptions};
 use chrono::{DateTime, NaiveTime, TimeZone, Utc};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -140,7 +140,8 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     let units = ingestor.units().clone();
     let store = ingestor.store().clone();
     let query = aggregator::query_service(&ingestor).await?;
-    let server = Application::bind(settings.listen, ingestor, query, settings.max_message_bytes)
+    // Plaintext on loopback: the demo's districts and server are one process on one machine.
+    let server = Application::bind(settings.listen, ingestor, query, ServerOptions::insecure())
         .await?
         .spawn()?;
     let districts: Vec<ReportingUnit> = units

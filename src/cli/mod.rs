@@ -2,6 +2,7 @@
 //! one holds the argument definitions, logging set-up and exit codes.
 
 mod bench;
+mod certs;
 mod demo;
 mod query;
 mod report_file;
@@ -49,6 +50,8 @@ pub enum Command {
     Demo(DemoArgs),
     /// Ask a running aggregator for indicators, rankings, completeness, trends or raw values.
     Query(QueryArgs),
+    /// Certificates for mutual TLS: the province CA, the aggregator, units, analysts, admins.
+    Certs(CertsArgs),
     /// Benchmarks: analytics against an SQL baseline (see docs/BENCHMARKS.md).
     Bench(BenchArgs),
 }
@@ -73,6 +76,47 @@ pub struct ServeArgs {
     /// Largest accepted gRPC message in bytes [default: 4194304].
     #[arg(long)]
     pub max_message_bytes: Option<usize>,
+    /// Province CA certificate: client certificates must be signed by it.
+    #[arg(long)]
+    pub tls_ca: Option<PathBuf>,
+    /// This aggregator's certificate (PEM).
+    #[arg(long)]
+    pub tls_cert: Option<PathBuf>,
+    /// This aggregator's private key (PEM).
+    #[arg(long)]
+    pub tls_key: Option<PathBuf>,
+    /// Serve plaintext gRPC with no client identities (every call allowed). For trials on a
+    /// closed network only.
+    #[arg(long)]
+    pub insecure: bool,
+}
+
+/// A client's certificate for mutual TLS; all three or none (then plaintext `http://`).
+#[derive(Debug, Clone, Args)]
+pub struct ClientTlsArgs {
+    /// Province CA certificate (PEM).
+    #[arg(long, env = "TONGHOP_CA")]
+    pub ca: Option<PathBuf>,
+    /// This client's certificate (PEM), from `tonghop certs`.
+    #[arg(long, env = "TONGHOP_CERT")]
+    pub cert: Option<PathBuf>,
+    /// This client's private key (PEM).
+    #[arg(long, env = "TONGHOP_KEY")]
+    pub key: Option<PathBuf>,
+}
+
+impl ClientTlsArgs {
+    pub fn tls(&self) -> anyhow::Result<Option<crate::grpc::client::ClientTls>> {
+        match (&self.ca, &self.cert, &self.key) {
+            (Some(ca), Some(cert), Some(key)) => Ok(Some(crate::grpc::client::ClientTls {
+                ca: ca.clone(),
+                cert: cert.clone(),
+                key: key.clone(),
+            })),
+            (None, None, None) => Ok(None),
+            _ => anyhow::bail!("--ca, --cert and --key go together"),
+        }
+    }
 }
 
 #[derive(Debug, Args)]
@@ -88,6 +132,8 @@ pub struct SubmitArgs {
     /// Print the receipt or the violations as JSON.
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    pub tls: ClientTlsArgs,
 }
 
 #[derive(Debug, Args)]
@@ -151,6 +197,51 @@ pub struct QueryArgs {
     pub through: Option<String>,
     #[arg(long, env = "TONGHOP_ENDPOINT", default_value = DEFAULT_ENDPOINT)]
     pub endpoint: String,
+    #[command(flatten)]
+    pub tls: ClientTlsArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct CertsArgs {
+    #[command(subcommand)]
+    pub action: CertsAction,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CertsAction {
+    /// Create the province CA, the aggregator's certificate and one certificate per unit, plus
+    /// analyst and administrator certificates.
+    Init {
+        /// Units file (TOML or CSV) [default: the embedded example province].
+        #[arg(long)]
+        units: Option<PathBuf>,
+        /// Folder to write into (created; an existing CA is never overwritten).
+        #[arg(long)]
+        out: PathBuf,
+        /// Host names and IP addresses of the aggregator (repeat) [default: localhost, 127.0.0.1].
+        #[arg(long = "host")]
+        hosts: Vec<String>,
+        /// Validity of the issued certificates in days.
+        #[arg(long, default_value_t = 825)]
+        days: i64,
+    },
+    /// Issue one more client certificate with an existing CA.
+    Issue {
+        /// Folder holding ca.pem and ca-key.pem.
+        #[arg(long)]
+        ca_dir: PathBuf,
+        /// Folder to write the certificate and key into.
+        #[arg(long)]
+        out: PathBuf,
+        /// A reporting unit's certificate.
+        #[arg(long, conflicts_with = "role", required_unless_present = "role")]
+        unit: Option<String>,
+        /// analyst or admin.
+        #[arg(long, value_parser = ["analyst", "admin"])]
+        role: Option<String>,
+        #[arg(long, default_value_t = 825)]
+        days: i64,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -196,5 +287,6 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Demo(args) => demo::run(args).await,
         Command::Bench(args) => bench::run(args).await,
         Command::Query(args) => query::run(args).await,
+        Command::Certs(args) => certs::run(args),
     }
 }

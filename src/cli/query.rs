@@ -19,7 +19,8 @@ pub async fn run(args: QueryArgs) -> anyhow::Result<ExitCode> {
         indicators: args.indicator.clone(),
     };
     let english = args.lang == "en";
-    let mut client = AggregatorClient::connect(&args.endpoint).await?;
+    let mut client =
+        AggregatorClient::connect_with(&args.endpoint, args.tls.tls()?.as_ref()).await?;
     let outcome = match args.kind {
         QueryKind::Indicators => client.indicators(&scope).await.map(|t| {
             emit(

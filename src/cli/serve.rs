@@ -2,7 +2,7 @@
 
 use super::ServeArgs;
 use crate::aggregator;
-use crate::config::{Settings, SettingsLayer};
+use crate::config::{Settings, SettingsLayer, TlsLayer};
 use std::process::ExitCode;
 
 pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
@@ -12,6 +12,12 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         catalog: args.catalog,
         units: args.units,
         max_message_bytes: args.max_message_bytes,
+        tls: Some(TlsLayer {
+            ca: args.tls_ca,
+            cert: args.tls_cert,
+            key: args.tls_key,
+        }),
+        insecure: args.insecure.then_some(true),
         ..SettingsLayer::default()
     };
     let settings = Settings::resolve(args.config.as_deref(), |k| std::env::var(k).ok(), flags)?;

@@ -11,7 +11,8 @@ pub async fn run(args: SubmitArgs) -> anyhow::Result<ExitCode> {
     if let Some(id) = args.submission_id {
         draft.submission_id = id;
     }
-    let mut client = AggregatorClient::connect(&args.endpoint).await?;
+    let mut client =
+        AggregatorClient::connect_with(&args.endpoint, args.tls.tls()?.as_ref()).await?;
     match client.submit(&draft).await {
         Ok(receipt) => {
             if args.json {

@@ -1,18 +1,22 @@
 //! The tonic adapter of `AnalyticsService`: decode the filter, run the query service, encode.
 
 use super::analytics_convert::{completeness_to_pb, indicators_to_pb, ranking_to_pb, trend_to_pb};
+use super::auth::Guard;
 use super::pb;
 use super::pb::analytics_service_server::AnalyticsService;
 use super::status::{invalid_argument, query_status};
 use crate::analytics::Scope;
+use crate::domain::UnitCode;
 use crate::domain::{PeriodId, Violation};
 use crate::query::{Labels, QueryService};
+use crate::security::{Action, Principal};
 use std::pin::Pin;
 use tokio_stream::Stream;
 use tonic::{Request, Response, Status};
 
 pub struct AnalyticsApi {
     pub query: QueryService,
+    pub guard: Guard,
 }
 
 fn bad(field: &str, value: &str, rule: &str, description: String) -> Status {
@@ -36,6 +40,30 @@ fn period(field: &str, raw: &str) -> Result<PeriodId, Status> {
 }
 
 impl AnalyticsApi {
+    /// The caller may read analytics of the scope's node (the policy may keep units to their
+    /// own subtree). An unknown node is answered NOT_FOUND by the query itself.
+    fn may_read(&self, principal: &Principal, scope: &Scope) -> Result<(), Status> {
+        match UnitCode::parse(&scope.node) {
+            Ok(node) => self.guard.allowed(principal, Action::ReadAnalytics(node)),
+            Err(_) => Err(Status::not_found(format!(
+                "no reporting unit {:?}",
+                scope.node
+            ))),
+        }
+    }
+
+    /// Decodes the filter and checks the caller may read it.
+    fn checked_scope<T>(
+        &self,
+        request: &Request<T>,
+        query: Option<pb::Query>,
+    ) -> Result<Scope, Status> {
+        let principal = Guard::principal(request)?;
+        let scope = self.scope(query)?;
+        self.may_read(&principal, &scope)?;
+        Ok(scope)
+    }
+
     fn scope(&self, query: Option<pb::Query>) -> Result<Scope, Status> {
         let q = query.ok_or_else(|| bad("query", "", "required", "query is missing".into()))?;
         Ok(Scope {
@@ -67,7 +95,8 @@ impl AnalyticsService for AnalyticsApi {
         &self,
         request: Request<pb::IndicatorsRequest>,
     ) -> Result<Response<pb::IndicatorsResponse>, Status> {
-        let scope = self.scope(request.into_inner().query)?;
+        let query = request.get_ref().query.clone();
+        let scope = self.checked_scope(&request, query)?;
         let table = self
             .query
             .indicators(scope)
@@ -84,9 +113,8 @@ impl AnalyticsService for AnalyticsApi {
         &self,
         request: Request<pb::RankingRequest>,
     ) -> Result<Response<pb::RankingResponse>, Status> {
-        let request = request.into_inner();
-        let scope = self.scope(request.query)?;
-        let per_capita = request.per_capita.unwrap_or(true);
+        let scope = self.checked_scope(&request, request.get_ref().query.clone())?;
+        let per_capita = request.get_ref().per_capita.unwrap_or(true);
         let table = self
             .query
             .ranking(scope, per_capita)
@@ -108,7 +136,8 @@ impl AnalyticsService for AnalyticsApi {
         &self,
         request: Request<pb::CompletenessRequest>,
     ) -> Result<Response<pb::CompletenessResponse>, Status> {
-        let scope = self.scope(request.into_inner().query)?;
+        let query = request.get_ref().query.clone();
+        let scope = self.checked_scope(&request, query)?;
         let table = self
             .query
             .completeness(scope)
@@ -125,7 +154,8 @@ impl AnalyticsService for AnalyticsApi {
         &self,
         request: Request<pb::TrendRequest>,
     ) -> Result<Response<pb::TrendResponse>, Status> {
-        let scope = self.scope(request.into_inner().query)?;
+        let query = request.get_ref().query.clone();
+        let scope = self.checked_scope(&request, query)?;
         let table = self
             .query
             .trend(scope)
@@ -144,15 +174,18 @@ impl AnalyticsService for AnalyticsApi {
         &self,
         request: Request<pb::ExportRequest>,
     ) -> Result<Response<Self::ExportValuesStream>, Status> {
-        let r = request.into_inner();
+        let r = request.get_ref().clone();
         let from = period("from_period", &r.from_period)?;
         let through = period("to_period", &r.to_period)?;
-        let scope = self.scope(Some(pb::Query {
-            data_set: r.data_set,
-            period: r.from_period,
-            unit: r.unit,
-            indicators: Vec::new(),
-        }))?;
+        let scope = self.checked_scope(
+            &request,
+            Some(pb::Query {
+                data_set: r.data_set,
+                period: r.from_period,
+                unit: r.unit,
+                indicators: Vec::new(),
+            }),
+        )?;
         let scope = Scope {
             period: from,
             ..scope

@@ -162,7 +162,9 @@ impl AggregatorClient {
     }
 
     pub fn connect_lazy_with(endpoint: &str, tls: Option<&ClientTls>) -> anyhow::Result<Self> {
-        Ok(Self::from_channel(configured(endpoint, tls)?.connect_lazy()))
+        Ok(Self::from_channel(
+            configured(endpoint, tls)?.connect_lazy(),
+        ))
     }
 
     fn from_channel(channel: Channel) -> Self {

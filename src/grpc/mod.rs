@@ -4,13 +4,14 @@
 
 mod analytics;
 mod analytics_convert;
+mod auth;
 pub mod client;
 mod convert;
 mod server;
 mod services;
 mod status;
 
-pub use server::{Application, ServerHandle};
+pub use server::{Application, ServerHandle, ServerOptions, TlsFiles};
 pub use status::RETRY_DELAY_STORE_UNAVAILABLE;
 
 /// Generated from `proto/tonghop/v1/*.proto` by `build.rs`.

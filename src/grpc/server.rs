@@ -1,8 +1,11 @@
 //! The aggregator's gRPC server: binds its own listener (port 0 in tests, like zero2prod's
-//! `Application::build`), serves ingest, catalog, health and reflection, and stops gracefully:
-//! in-flight calls finish, and nothing is acknowledged that is not committed.
+//! `Application::build`), serves ingest, catalog, analytics, health and reflection behind mutual
+//! TLS and the gate (identity, rate limit), with limits on message size, request time and
+//! per-connection concurrency, and stops gracefully: in-flight calls finish, and nothing is
+//! acknowledged that is not committed.
 
 use super::analytics::AnalyticsApi;
+use super::auth::{Gate, Guard};
 use super::pb;
 use super::pb::analytics_service_server::AnalyticsServiceServer;
 use super::pb::catalog_service_server::CatalogServiceServer;
@@ -10,30 +13,77 @@ use super::pb::ingest_service_server::IngestServiceServer;
 use super::services::{CatalogApi, IngestApi};
 use crate::ingest::Ingestor;
 use crate::query::QueryService;
+use crate::security::Policy;
+use crate::security::rate::{RateLimit, RateLimiter};
 use std::future::Future;
 use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tokio_stream::wrappers::TcpListenerStream;
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::{Certificate, Identity, ServerTlsConfig};
+
+/// The server's certificate and key, and the CA whose client certificates it accepts (PEM).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsFiles {
+    pub ca: PathBuf,
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+/// How the server protects itself and decides who may do what.
+#[derive(Debug, Clone)]
+pub struct ServerOptions {
+    /// Larger messages are refused by the transport before they are decoded.
+    pub max_message_bytes: usize,
+    /// A call running longer is cancelled (DEADLINE_EXCEEDED... for the client: retry later).
+    pub request_timeout: Duration,
+    /// Calls served at once on one connection; more wait in line.
+    pub concurrency_per_connection: usize,
+    /// `None` is plaintext: only with `--insecure` or in the demo.
+    pub tls: Option<TlsFiles>,
+    pub policy: Policy,
+    pub rate_limit: Option<RateLimit>,
+}
+
+impl ServerOptions {
+    /// Plaintext, no rate limit: the demo and most tests.
+    pub fn insecure() -> Self {
+        ServerOptions {
+            max_message_bytes: crate::config::DEFAULT_MAX_MESSAGE_BYTES,
+            request_timeout: Duration::from_secs(30),
+            concurrency_per_connection: 64,
+            tls: None,
+            policy: Policy::default(),
+            rate_limit: None,
+        }
+    }
+}
 
 pub struct Application {
     listener: TcpListener,
     ingestor: Ingestor,
     query: QueryService,
-    max_message_bytes: usize,
+    options: ServerOptions,
 }
 
 /// A server running in the background (demo, tests).
 pub struct ServerHandle {
     pub addr: SocketAddr,
+    tls: bool,
     stop: Option<oneshot::Sender<()>>,
     task: JoinHandle<anyhow::Result<()>>,
 }
 
 impl ServerHandle {
     pub fn endpoint(&self) -> String {
-        format!("http://{}", self.addr)
+        let scheme = if self.tls { "https" } else { "http" };
+        format!("{scheme}://{}", self.addr)
     }
 
     /// Graceful stop: waits for in-flight calls.
@@ -45,12 +95,16 @@ impl ServerHandle {
     }
 }
 
+fn read(what: &str, path: &PathBuf) -> anyhow::Result<Vec<u8>> {
+    std::fs::read(path).map_err(|e| anyhow::anyhow!("cannot read {what} {}: {e}", path.display()))
+}
+
 impl Application {
     pub async fn bind(
         listen: SocketAddr,
         ingestor: Ingestor,
         query: QueryService,
-        max_message_bytes: usize,
+        options: ServerOptions,
     ) -> anyhow::Result<Self> {
         let listener = TcpListener::bind(listen)
             .await
@@ -59,7 +113,7 @@ impl Application {
             listener,
             ingestor,
             query,
-            max_message_bytes,
+            options,
         })
     }
 
@@ -69,6 +123,7 @@ impl Application {
 
     /// Serves until `stop` completes, then lets in-flight calls finish.
     pub async fn serve_until(self, stop: impl Future<Output = ()> + Send) -> anyhow::Result<()> {
+        let options = &self.options;
         let (health_reporter, health_service) = tonic_health::server::health_reporter();
         health_reporter
             .set_serving::<IngestServiceServer<IngestApi>>()
@@ -83,21 +138,63 @@ impl Application {
             .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
             .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
             .build_v1()?;
-        let ingest = IngestServiceServer::new(IngestApi {
-            ingestor: self.ingestor.clone(),
-        })
-        .max_decoding_message_size(self.max_message_bytes);
-        let catalog = CatalogServiceServer::new(CatalogApi {
-            ingestor: self.ingestor.clone(),
-        })
-        .max_decoding_message_size(self.max_message_bytes);
-        let analytics = AnalyticsServiceServer::new(AnalyticsApi {
-            query: self.query.clone(),
-        })
-        .max_decoding_message_size(self.max_message_bytes);
+        let gate = Gate {
+            mutual_tls: options.tls.is_some(),
+            limiter: options.rate_limit.map(|l| Arc::new(RateLimiter::new(l))),
+        };
+        let guard = Guard {
+            policy: options.policy,
+            units: self.ingestor.units().clone(),
+        };
+        let limit = options.max_message_bytes;
+        let ingest = InterceptedService::new(
+            IngestServiceServer::new(IngestApi {
+                ingestor: self.ingestor.clone(),
+                guard: guard.clone(),
+            })
+            .max_decoding_message_size(limit),
+            gate.clone(),
+        );
+        let catalog = InterceptedService::new(
+            CatalogServiceServer::new(CatalogApi {
+                ingestor: self.ingestor.clone(),
+                guard: guard.clone(),
+            })
+            .max_decoding_message_size(limit),
+            gate.clone(),
+        );
+        let analytics = InterceptedService::new(
+            AnalyticsServiceServer::new(AnalyticsApi {
+                query: self.query.clone(),
+                guard,
+            })
+            .max_decoding_message_size(limit),
+            gate,
+        );
         let addr = self.listener.local_addr()?;
+        let mut builder = tonic::transport::Server::builder()
+            .timeout(options.request_timeout)
+            .concurrency_limit_per_connection(options.concurrency_per_connection);
+        match &options.tls {
+            Some(tls) => {
+                let config = ServerTlsConfig::new()
+                    .identity(Identity::from_pem(
+                        read("server certificate", &tls.cert)?,
+                        read("server key", &tls.key)?,
+                    ))
+                    // Required, not optional: a call without a certificate from this CA never
+                    // gets past the handshake, let alone to a handler.
+                    .client_ca_root(Certificate::from_pem(read("CA certificate", &tls.ca)?));
+                builder = builder.tls_config(config)?;
+                tracing::info!(%addr, "mutual TLS: client certificates from the province CA required");
+            }
+            None => tracing::warn!(
+                %addr,
+                "plaintext gRPC (--insecure): callers are not identified and every call is allowed"
+            ),
+        }
         tracing::info!(%addr, store = self.ingestor.store().backend(), "aggregator listening");
-        tonic::transport::Server::builder()
+        builder
             .trace_fn(|request| tracing::info_span!("rpc", method = %request.uri().path()))
             .add_service(health_service)
             .add_service(reflection)
@@ -113,12 +210,14 @@ impl Application {
     /// Runs in a background task until `ServerHandle::shutdown`.
     pub fn spawn(self) -> anyhow::Result<ServerHandle> {
         let addr = self.local_addr()?;
+        let tls = self.options.tls.is_some();
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(self.serve_until(async {
             let _ = stopped.await;
         }));
         Ok(ServerHandle {
             addr,
+            tls,
             stop: Some(stop),
             task,
         })

@@ -1,5 +1,6 @@
 //! Thin tonic adapters: decode, call the use case, encode; errors go through `status`.
 
+use super::auth::Guard;
 use super::convert::{data_set_to_pb, draft_from_pb, receipt_to_pb, unit_to_pb};
 use super::pb;
 use super::pb::catalog_service_server::CatalogService;
@@ -7,10 +8,23 @@ use super::pb::ingest_service_server::IngestService;
 use super::status::{invalid_argument, to_rejection, to_status};
 use crate::domain::{UnitCode, Violation};
 use crate::ingest::Ingestor;
+use crate::security::{Action, Principal};
 use tonic::{Request, Response, Status};
 
 pub struct IngestApi {
     pub ingestor: Ingestor,
+    pub guard: Guard,
+}
+
+impl IngestApi {
+    /// A unit may only write its own reports. A unit code that does not even parse names no
+    /// unit to protect: validation refuses that report for everyone, and says why.
+    fn may_submit(&self, principal: &Principal, report: &pb::Report) -> Result<(), Status> {
+        match UnitCode::parse(&report.unit_code) {
+            Ok(unit) => self.guard.allowed(principal, Action::SubmitReport(unit)),
+            Err(_) => Ok(()),
+        }
+    }
 }
 
 #[tonic::async_trait]
@@ -19,6 +33,7 @@ impl IngestService for IngestApi {
         &self,
         request: Request<pb::SubmitRequest>,
     ) -> Result<Response<pb::SubmitResponse>, Status> {
+        let principal = Guard::principal(&request)?;
         let Some(report) = request.into_inner().report else {
             return Err(invalid_argument(&[Violation {
                 field: "report".into(),
@@ -27,6 +42,7 @@ impl IngestService for IngestApi {
                 description: "SubmitRequest.report is missing".into(),
             }]));
         };
+        self.may_submit(&principal, &report)?;
         match self.ingestor.submit(draft_from_pb(report)).await {
             Ok(receipt) => Ok(Response::new(pb::SubmitResponse {
                 receipt: Some(receipt_to_pb(&receipt)),
@@ -39,21 +55,36 @@ impl IngestService for IngestApi {
         &self,
         request: Request<pb::SubmitBatchRequest>,
     ) -> Result<Response<pb::SubmitBatchResponse>, Status> {
+        let principal = Guard::principal(&request)?;
         let reports = request.into_inner().reports;
-        let ids: Vec<String> = reports.iter().map(|r| r.submission_id.clone()).collect();
-        let drafts = reports.into_iter().map(draft_from_pb).collect();
-        let outcomes = self.ingestor.submit_batch(drafts).await;
         let mut response = pb::SubmitBatchResponse::default();
-        for (submission_id, outcome) in ids.into_iter().zip(outcomes) {
+        for report in reports {
+            let submission_id = report.submission_id.clone();
+            // Each report is checked on its own: a refused one does not hold back the others.
+            let outcome = match self.may_submit(&principal, &report) {
+                Err(status) => Err(status),
+                Ok(()) => Ok(self.ingestor.submit(draft_from_pb(report)).await),
+            };
             let outcome = match outcome {
-                Ok(receipt) => {
-                    response.accepted += 1;
-                    pb::submit_result::Outcome::Receipt(receipt_to_pb(&receipt))
-                }
-                Err(e) => {
+                Err(status) => {
                     response.rejected += 1;
-                    pb::submit_result::Outcome::Rejection(to_rejection(&e))
+                    pb::submit_result::Outcome::Rejection(pb::Rejection {
+                        code: status.code() as i32,
+                        message: status.message().to_owned(),
+                        violations: Vec::new(),
+                        retryable: false,
+                    })
                 }
+                Ok(outcome) => match outcome {
+                    Ok(receipt) => {
+                        response.accepted += 1;
+                        pb::submit_result::Outcome::Receipt(receipt_to_pb(&receipt))
+                    }
+                    Err(e) => {
+                        response.rejected += 1;
+                        pb::submit_result::Outcome::Rejection(to_rejection(&e))
+                    }
+                },
             };
             response.results.push(pb::SubmitResult {
                 submission_id,
@@ -71,14 +102,17 @@ impl IngestService for IngestApi {
 
 pub struct CatalogApi {
     pub ingestor: Ingestor,
+    pub guard: Guard,
 }
 
 #[tonic::async_trait]
 impl CatalogService for CatalogApi {
     async fn list_data_sets(
         &self,
-        _request: Request<pb::ListDataSetsRequest>,
+        request: Request<pb::ListDataSetsRequest>,
     ) -> Result<Response<pb::ListDataSetsResponse>, Status> {
+        self.guard
+            .allowed(&Guard::principal(&request)?, Action::ReadCatalog)?;
         let catalog = self.ingestor.catalog();
         Ok(Response::new(pb::ListDataSetsResponse {
             data_sets: catalog
@@ -93,6 +127,8 @@ impl CatalogService for CatalogApi {
         &self,
         request: Request<pb::ListUnitsRequest>,
     ) -> Result<Response<pb::ListUnitsResponse>, Status> {
+        self.guard
+            .allowed(&Guard::principal(&request)?, Action::ReadCatalog)?;
         let root = request.into_inner().root;
         let units = self.ingestor.units();
         let selected = if root.is_empty() {

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use tonghop::config::Settings;
 use tonghop::domain::{DraftValue, Narrative, ReportDraft};
 use tonghop::grpc::client::AggregatorClient;
-use tonghop::grpc::{Application, ServerHandle};
+use tonghop::grpc::{Application, ServerHandle, ServerOptions};
 use tonghop::ingest::Clock;
 use tonghop::store::Store;
 
@@ -143,11 +143,21 @@ pub async fn spawn_app(backend: Backend) -> TestApp {
     spawn_app_with(backend, |s| s, None).await
 }
 
-/// An aggregator with adjusted settings and, optionally, a fixed clock.
+/// An aggregator with adjusted settings and, optionally, a fixed clock (plaintext).
 pub async fn spawn_app_with(
     backend: Backend,
     adjust: impl FnOnce(Settings) -> Settings,
     clock: Option<Clock>,
+) -> TestApp {
+    spawn_app_secured(backend, adjust, clock, None).await
+}
+
+/// An aggregator with the given transport security (mutual TLS, policy, rate limit).
+pub async fn spawn_app_secured(
+    backend: Backend,
+    adjust: impl FnOnce(Settings) -> Settings,
+    clock: Option<Clock>,
+    security: Option<ServerOptions>,
 ) -> TestApp {
     init_test_log();
     let db = TestDb::new(backend).await;
@@ -166,7 +176,11 @@ pub async fn spawn_app_with(
     let query = tonghop::aggregator::query_service(&ingestor)
         .await
         .expect("read model loads");
-    let server = Application::bind(settings.listen, ingestor, query, settings.max_message_bytes)
+    let options = ServerOptions {
+        max_message_bytes: settings.max_message_bytes,
+        ..security.unwrap_or_else(ServerOptions::insecure)
+    };
+    let server = Application::bind(settings.listen, ingestor, query, options)
         .await
         .expect("bind")
         .spawn()

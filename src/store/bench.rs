@@ -1,0 +1,1 @@
+//! Bulk loading and SQL baselines for the benchmarks (SQL lives under `store/`).
