@@ -337,11 +337,15 @@ pub(crate) fn derive(
     }
 }
 
-/// Reports received per unit id within the scope's periods.
+/// Reports received per unit id within the scope's periods, for the scope's units only.
 pub(crate) fn reports_received(model: &ReadModel, r: &Resolved<'_>) -> HashMap<u32, u32> {
+    let units: std::collections::HashSet<u32> = r.units.iter().map(|(id, _, _)| *id).collect();
     let mut out = HashMap::new();
     for meta in model.reports() {
-        if meta.data_set == r.data_set_id && r.periods.contains(&meta.period) {
+        if meta.data_set == r.data_set_id
+            && units.contains(&meta.unit)
+            && r.periods.contains(&meta.period)
+        {
             *out.entry(meta.unit).or_insert(0) += 1;
         }
     }
@@ -476,8 +480,10 @@ pub fn series(
     let (_, b) = month_range(&through);
     let rules = rules_frame(&r.base)?;
     let bucketed = scoped_values(model, &r, a, b).with_column(
-        (col(C_FIRST) - lit(a))
-            .floor_div(lit(length))
+        // (m_first − a) ≥ 0, so truncating the quotient floors it (and needs no extra polars
+        // feature).
+        ((col(C_FIRST) - lit(a)).cast(DataType::Float64) / lit(f64::from(length)))
+            .cast(DataType::Int32)
             .alias("bucket"),
     );
     let per_unit = over_time(bucketed, rules.clone(), &["bucket"]);
