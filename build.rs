@@ -10,6 +10,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "proto/tonghop/v1/ingest.proto",
         "proto/tonghop/v1/catalog.proto",
         "proto/tonghop/v1/analytics.proto",
+        "proto/tonghop/v1/review.proto",
     ];
     for proto in &protos {
         println!("cargo:rerun-if-changed={proto}");

@@ -37,6 +37,9 @@ pub struct Settings {
     pub rate_limit: Option<RateLimit>,
     pub request_timeout_secs: u64,
     pub concurrency_per_connection: usize,
+    /// Cron expression (sec min hour day month weekday, Asia/Ho_Chi_Minh) of the yearly
+    /// review; empty to switch the schedule off.
+    pub review_schedule: String,
 }
 
 impl Default for Settings {
@@ -64,6 +67,7 @@ impl Default for Settings {
             }),
             request_timeout_secs: 30,
             concurrency_per_connection: 64,
+            review_schedule: crate::review::schedule::DEFAULT_SCHEDULE.into(),
         }
     }
 }
@@ -96,6 +100,7 @@ pub struct SettingsLayer {
     pub rate_limit: Option<RateLimit>,
     pub request_timeout_secs: Option<u64>,
     pub concurrency_per_connection: Option<usize>,
+    pub review_schedule: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -135,7 +140,8 @@ impl SettingsLayer {
     /// Reads `TONGHOP_LISTEN`, `TONGHOP_DATABASE_URL`, `TONGHOP_CATALOG`, `TONGHOP_UNITS`,
     /// `TONGHOP_MAX_MESSAGE_BYTES`, `TONGHOP_DB_MAX_CONNECTIONS`, `TONGHOP_MAX_TEXT_CHARS`,
     /// `TONGHOP_MAX_VALUES`, `TONGHOP_TLS_CA`, `TONGHOP_TLS_CERT`, `TONGHOP_TLS_KEY`,
-    /// `TONGHOP_INSECURE`, `TONGHOP_REQUEST_TIMEOUT_SECS` through `lookup` (the process
+    /// `TONGHOP_INSECURE`, `TONGHOP_REQUEST_TIMEOUT_SECS`, `TONGHOP_REVIEW_SCHEDULE` through
+    /// `lookup` (the process
     /// environment in production).
     pub fn from_env(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         fn parsed<T: std::str::FromStr>(
@@ -173,6 +179,7 @@ impl SettingsLayer {
             }),
             insecure: parsed(&lookup, "TONGHOP_INSECURE")?,
             request_timeout_secs: parsed(&lookup, "TONGHOP_REQUEST_TIMEOUT_SECS")?,
+            review_schedule: lookup("TONGHOP_REVIEW_SCHEDULE"),
             ..SettingsLayer::default()
         })
     }
@@ -222,6 +229,9 @@ impl SettingsLayer {
         if let Some(v) = self.concurrency_per_connection {
             s.concurrency_per_connection = v;
         }
+        if let Some(v) = self.review_schedule {
+            s.review_schedule = v;
+        }
     }
 }
 
@@ -243,6 +253,18 @@ impl Settings {
 }
 
 impl Settings {
+    /// The review schedule, checked; `None` when switched off.
+    pub fn review_schedule(
+        &self,
+    ) -> Result<Option<crate::review::schedule::ReviewSchedule>, ConfigError> {
+        if self.review_schedule.trim().is_empty() {
+            return Ok(None);
+        }
+        crate::review::schedule::ReviewSchedule::parse(&self.review_schedule)
+            .map(Some)
+            .map_err(ConfigError::Security)
+    }
+
     /// What the server needs, refusing a configuration that would run without identities by
     /// accident: plaintext only when `insecure` says so.
     pub fn server_options(&self) -> Result<ServerOptions, ConfigError> {

@@ -168,6 +168,20 @@ impl QueryService {
             .await
     }
 
+    /// The store change counter the read model has caught up with (after a refresh).
+    pub async fn applied_through(&self) -> Result<i64, QueryError> {
+        self.refresh().await?;
+        let model = self
+            .model
+            .read()
+            .map_err(|e| QueryError::Task(e.to_string()))?;
+        Ok(model.high_water())
+    }
+
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
     pub fn catalog(&self) -> &Arc<Catalog> {
         &self.dict.catalog
     }

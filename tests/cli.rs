@@ -164,8 +164,10 @@ fn submit_without_a_server_says_so() {
 
 #[test]
 fn demo_runs_a_year_and_reports_what_happened() {
+    let review_dir = tempfile::tempdir().expect("temp dir");
     let out = Command::new(BIN)
-        .args(["demo"])
+        .args(["demo", "--review-out"])
+        .arg(review_dir.path())
         .env("NO_COLOR", "1")
         .output()
         .expect("run tonghop demo");
@@ -184,6 +186,17 @@ fn demo_runs_a_year_and_reports_what_happened() {
     assert!(stdout.contains("recognised as duplicate"), "{stdout}");
     assert!(stdout.contains("stored as revision 2"), "{stdout}");
     assert!(stdout.contains("on_time = false"), "{stdout}");
+    // It ends with the province's indicators, the composite ranking and the written review.
+    assert!(stdout.contains("Hồ sơ đã giải quyết"), "{stdout}");
+    assert!(stdout.contains("Xếp hạng tổng hợp"), "{stdout}");
+    let review = review_dir.path().join("review-2019-BS-vi-v1.md");
+    let text = std::fs::read_to_string(&review).expect("review written where it says");
+    assert!(stdout.contains(&review.display().to_string()), "{stdout}");
+    assert!(
+        text.contains("Ngày: 20/12/2019"),
+        "dated on the simulated clock"
+    );
+    assert!(review_dir.path().join("review-2019-BS-vi-v1.html").exists());
 }
 
 #[test]

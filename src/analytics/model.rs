@@ -229,6 +229,11 @@ impl ReadModel {
         &self.reports
     }
 
+    /// Every store revision up to this seq has been applied (or is awaited as a gap).
+    pub fn high_water(&self) -> i64 {
+        self.high_water
+    }
+
     /// Number of values held (latest revisions only).
     pub fn len(&self) -> usize {
         self.values.height()

@@ -141,8 +141,14 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     let store = ingestor.store().clone();
     let query = aggregator::query_service(&ingestor).await?;
     // Plaintext on loopback: the demo's districts and server are one process on one machine.
+    // The review is issued on the simulated clock too: dated after the year it reviews.
+    let reviewer = crate::review::Reviewer::new(query.clone(), MONTHLY).with_clock({
+        let clock = clock.clone();
+        Arc::new(move || clock.now())
+    });
     let server = Application::bind(settings.listen, ingestor, query, ServerOptions::insecure())
         .await?
+        .with_reviewer(reviewer)
         .spawn()?;
     let districts: Vec<ReportingUnit> = units
         .children(&units.root().code)
@@ -256,6 +262,14 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         indicators: Vec::new(),
     };
     let mut analyst = AggregatorClient::connect(&server.endpoint()).await?;
+    // 20 December, 07:00 in Vietnam: when the scheduled review would run.
+    let review_day = period::deadline(
+        PeriodId::Year { year: args.year }
+            .window(Calendar::Decree09)
+            .end,
+        6,
+    ) - chrono::Duration::hours(17);
+    clock.set(review_day);
     let indicators = analyst.indicators(&scope).await?;
     println!();
     print!(
@@ -265,6 +279,17 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     let ranking = analyst.ranking(&scope, None).await?;
     println!();
     print!("{}", super::query::render_ranking(&ranking, false, false));
+    // The yearly review, as the provincial office would issue it after the year closes.
+    let meta = analyst.generate_review(args.year, "", "vi").await?;
+    let review = analyst.review(meta.id).await?;
+    let (md, html) = super::review::write_review(&review, &args.review_out)?;
+    println!();
+    println!(
+        "yearly review {} written: {} (Markdown), {} (HTML), CSV tables beside them",
+        args.year,
+        md.display(),
+        html.display()
+    );
     server.shutdown().await?;
     store.close().await;
     match &args.keep {

@@ -6,6 +6,7 @@ mod certs;
 mod demo;
 mod query;
 mod report_file;
+mod review;
 mod serve;
 mod submit;
 mod table;
@@ -50,6 +51,9 @@ pub enum Command {
     Demo(DemoArgs),
     /// Ask a running aggregator for indicators, rankings, completeness, trends or raw values.
     Query(QueryArgs),
+    /// Generate the yearly review on a running aggregator and write it (Markdown, HTML, CSV),
+    /// or list and fetch stored versions.
+    Review(ReviewArgs),
     /// Certificates for mutual TLS: the province CA, the aggregator, units, analysts, admins.
     Certs(CertsArgs),
     /// Benchmarks: analytics against an SQL baseline (see docs/BENCHMARKS.md).
@@ -144,6 +148,9 @@ pub struct DemoArgs {
     /// Keep the demo database in this folder instead of a temporary one.
     #[arg(long)]
     pub keep: Option<PathBuf>,
+    /// Where to write the demo year's review.
+    #[arg(long, default_value = "demo-review")]
+    pub review_out: PathBuf,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -195,6 +202,34 @@ pub struct QueryArgs {
     /// Last period of an export.
     #[arg(long)]
     pub through: Option<String>,
+    #[arg(long, env = "TONGHOP_ENDPOINT", default_value = DEFAULT_ENDPOINT)]
+    pub endpoint: String,
+    #[command(flatten)]
+    pub tls: ClientTlsArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ReviewArgs {
+    /// The year to review: generates a new version now (administrators only).
+    #[arg(long, conflicts_with_all = ["list", "get"], required_unless_present_any = ["list", "get"])]
+    pub year: Option<i32>,
+    /// List the stored versions (of --for-year, or all).
+    #[arg(long)]
+    pub list: bool,
+    /// Fetch this stored version instead of generating one.
+    #[arg(long)]
+    pub get: Option<i64>,
+    /// With --list: only this year.
+    #[arg(long)]
+    pub for_year: Option<i32>,
+    /// Node of the unit tree [default: the root].
+    #[arg(long, default_value = "")]
+    pub unit: String,
+    #[arg(long, default_value = "vi", value_parser = ["vi", "en"])]
+    pub lang: String,
+    /// Folder to write review-<year>-<unit>-v<id>.md, .html and a folder of CSV tables into.
+    #[arg(long, default_value = ".")]
+    pub out: PathBuf,
     #[arg(long, env = "TONGHOP_ENDPOINT", default_value = DEFAULT_ENDPOINT)]
     pub endpoint: String,
     #[command(flatten)]
@@ -288,5 +323,6 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Bench(args) => bench::run(args).await,
         Command::Query(args) => query::run(args).await,
         Command::Certs(args) => certs::run(args),
+        Command::Review(args) => review::run(args).await,
     }
 }

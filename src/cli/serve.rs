@@ -21,8 +21,31 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         ..SettingsLayer::default()
     };
     let settings = Settings::resolve(args.config.as_deref(), |k| std::env::var(k).ok(), flags)?;
+    let schedule = settings.review_schedule()?;
     let app = aggregator::build(&settings).await?;
+    let (stop_scheduler, stopped) = tokio::sync::watch::channel(false);
+    let scheduler = schedule.map(|schedule| {
+        let holder = format!(
+            "{}:{}:{}",
+            std::fs::read_to_string("/etc/hostname")
+                .map(|h| h.trim().to_owned())
+                .unwrap_or_else(|_| "aggregator".into()),
+            std::process::id(),
+            &uuid::Uuid::new_v4().simple().to_string()[..8]
+        );
+        tracing::info!(schedule = %schedule.expression, holder, "yearly review scheduled");
+        tokio::spawn(crate::review::schedule::run_forever(
+            app.reviewer().clone(),
+            schedule,
+            holder,
+            stopped,
+        ))
+    });
     app.serve_until(shutdown_signal()).await?;
+    let _ = stop_scheduler.send(true);
+    if let Some(task) = scheduler {
+        let _ = task.await;
+    }
     Ok(ExitCode::SUCCESS)
 }
 

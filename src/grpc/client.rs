@@ -9,10 +9,13 @@ use super::pb;
 use super::pb::analytics_service_client::AnalyticsServiceClient;
 use super::pb::catalog_service_client::CatalogServiceClient;
 use super::pb::ingest_service_client::IngestServiceClient;
+use super::pb::review_service_client::ReviewServiceClient;
+use super::review::{meta_from_pb, review_from_pb};
 use super::status::is_retryable;
 use crate::analytics::{Completeness, ExportRow, IndicatorTable, RankingTable, Scope, TrendTable};
 use crate::domain::{IndicatorCode, Receipt, ReportDraft, UnitCode, Violation};
 use crate::query::Labelled;
+use crate::store::reviews::{ReviewMeta, StoredReview};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
@@ -138,6 +141,7 @@ pub struct AggregatorClient {
     ingest: IngestServiceClient<Channel>,
     catalog: CatalogServiceClient<Channel>,
     analytics: AnalyticsServiceClient<Channel>,
+    review: ReviewServiceClient<Channel>,
 }
 
 impl AggregatorClient {
@@ -172,6 +176,8 @@ impl AggregatorClient {
             // The server enforces its own limit; the client must not refuse first.
             ingest: IngestServiceClient::new(channel.clone()).max_encoding_message_size(usize::MAX),
             catalog: CatalogServiceClient::new(channel.clone()),
+            review: ReviewServiceClient::new(channel.clone())
+                .max_decoding_message_size(64 * 1024 * 1024),
             analytics: AnalyticsServiceClient::new(channel)
                 .max_decoding_message_size(64 * 1024 * 1024),
         }
@@ -361,5 +367,47 @@ impl AggregatorClient {
             });
         }
         Ok(rows)
+    }
+
+    /// Generates a review now (administrators) and returns its version.
+    pub async fn generate_review(
+        &mut self,
+        year: i32,
+        unit: &str,
+        lang: &str,
+    ) -> Result<ReviewMeta, SubmitFailure> {
+        let response = self
+            .review
+            .generate_review(pb::GenerateReviewRequest {
+                year,
+                unit: unit.into(),
+                lang: lang.into(),
+            })
+            .await
+            .map_err(|s| SubmitFailure::from_status(&s))?;
+        Ok(meta_from_pb(response.into_inner()))
+    }
+
+    pub async fn review(&mut self, id: i64) -> Result<StoredReview, SubmitFailure> {
+        let response = self
+            .review
+            .get_review(pb::GetReviewRequest { id })
+            .await
+            .map_err(|s| SubmitFailure::from_status(&s))?;
+        Ok(review_from_pb(response.into_inner()))
+    }
+
+    pub async fn reviews(&mut self, year: Option<i32>) -> Result<Vec<ReviewMeta>, SubmitFailure> {
+        let response = self
+            .review
+            .list_reviews(pb::ListReviewsRequest { year })
+            .await
+            .map_err(|s| SubmitFailure::from_status(&s))?;
+        Ok(response
+            .into_inner()
+            .reviews
+            .into_iter()
+            .map(meta_from_pb)
+            .collect())
     }
 }

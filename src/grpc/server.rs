@@ -10,9 +10,12 @@ use super::pb;
 use super::pb::analytics_service_server::AnalyticsServiceServer;
 use super::pb::catalog_service_server::CatalogServiceServer;
 use super::pb::ingest_service_server::IngestServiceServer;
+use super::pb::review_service_server::ReviewServiceServer;
+use super::review::ReviewApi;
 use super::services::{CatalogApi, IngestApi};
 use crate::ingest::Ingestor;
 use crate::query::QueryService;
+use crate::review::Reviewer;
 use crate::security::Policy;
 use crate::security::rate::{RateLimit, RateLimiter};
 use std::future::Future;
@@ -69,6 +72,7 @@ pub struct Application {
     listener: TcpListener,
     ingestor: Ingestor,
     query: QueryService,
+    reviewer: Reviewer,
     options: ServerOptions,
 }
 
@@ -109,12 +113,31 @@ impl Application {
         let listener = TcpListener::bind(listen)
             .await
             .map_err(|e| anyhow::anyhow!("cannot listen on {listen}: {e}"))?;
+        // Reviews are of the catalog's first data set (the periodic report districts send).
+        let data_set = ingestor
+            .catalog()
+            .data_sets()
+            .first()
+            .map(|d| d.code.to_string())
+            .unwrap_or_default();
+        let reviewer = Reviewer::new(query.clone(), &data_set);
         Ok(Application {
             listener,
             ingestor,
             query,
+            reviewer,
             options,
         })
+    }
+
+    /// Uses this reviewer (another data set, a test clock) instead of the default one.
+    pub fn with_reviewer(mut self, reviewer: Reviewer) -> Self {
+        self.reviewer = reviewer;
+        self
+    }
+
+    pub fn reviewer(&self) -> &Reviewer {
+        &self.reviewer
     }
 
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
@@ -133,6 +156,9 @@ impl Application {
             .await;
         health_reporter
             .set_serving::<AnalyticsServiceServer<AnalyticsApi>>()
+            .await;
+        health_reporter
+            .set_serving::<ReviewServiceServer<ReviewApi>>()
             .await;
         let reflection = tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
@@ -166,6 +192,14 @@ impl Application {
         let analytics = InterceptedService::new(
             AnalyticsServiceServer::new(AnalyticsApi {
                 query: self.query.clone(),
+                guard: guard.clone(),
+            })
+            .max_decoding_message_size(limit),
+            gate.clone(),
+        );
+        let review = InterceptedService::new(
+            ReviewServiceServer::new(ReviewApi {
+                reviewer: self.reviewer.clone(),
                 guard,
             })
             .max_decoding_message_size(limit),
@@ -201,6 +235,7 @@ impl Application {
             .add_service(ingest)
             .add_service(catalog)
             .add_service(analytics)
+            .add_service(review)
             .serve_with_incoming_shutdown(TcpListenerStream::new(self.listener), stop)
             .await?;
         tracing::info!("aggregator stopped; in-flight calls finished");

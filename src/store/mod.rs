@@ -5,6 +5,7 @@
 pub mod bench;
 mod postgres;
 mod queries;
+pub mod reviews;
 mod sqlite;
 
 pub use postgres::PgStore;
@@ -124,7 +125,7 @@ fn is_transient(code: Option<&str>) -> bool {
 }
 
 #[async_trait::async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait Store: reviews::ReviewStore + Send + Sync + 'static {
     /// Stores a revision in one transaction, or recognises its submission id. Returns only
     /// after commit, so a receipt always describes durable data.
     async fn record(&self, revision: &NewRevision<'_>) -> Result<Recorded, StoreError>;

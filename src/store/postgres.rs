@@ -33,3 +33,4 @@ sql_store!(
     reader = pool,
     name = "postgres"
 );
+super::reviews::review_store!(PgStore, writer = pool, reader = pool);

@@ -93,7 +93,7 @@ pub(super) const CHANGE_COUNTER: &str = "SELECT COALESCE(MAX(seq), 0) FROM submi
 
 /// PostgreSQL keeps timestamps to the microsecond; cutting them there for both backends makes
 /// a receipt read back from either store equal to the one first returned.
-pub(super) fn to_micros(t: DateTime<Utc>) -> DateTime<Utc> {
+pub(crate) fn to_micros(t: DateTime<Utc>) -> DateTime<Utc> {
     DateTime::from_timestamp_micros(t.timestamp_micros()).unwrap_or(t)
 }
 

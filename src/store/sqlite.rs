@@ -54,3 +54,4 @@ sql_store!(
     reader = reader,
     name = "sqlite"
 );
+super::reviews::review_store!(SqliteStore, writer = writer, reader = reader);

@@ -1,0 +1,673 @@
+//! Turns the gathered data into the review's text, in the shape of a Vietnamese administrative
+//! report (Vietnamese by default, English on request), and into CSV tables of raw numbers.
+
+use super::gather::ReviewData;
+use crate::format::{change, date, number, tr, value};
+use std::collections::BTreeMap;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct DocTable {
+    pub caption: String,
+    pub headers: Vec<String>,
+    /// Right-aligned (numeric) columns.
+    pub right: Vec<bool>,
+    pub rows: Vec<Vec<String>>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Chart {
+    /// One bar per label.
+    Bars {
+        title: String,
+        labels: Vec<String>,
+        values: Vec<f64>,
+    },
+    /// One line per series over the x labels.
+    Lines {
+        title: String,
+        x_labels: Vec<String>,
+        series: Vec<(String, Vec<Option<f64>>)>,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Block {
+    Para(String),
+    Bullets(Vec<String>),
+    Table(DocTable),
+    Chart(Chart),
+    Quote { source: String, text: String },
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Section {
+    pub heading: String,
+    pub blocks: Vec<Block>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Doc {
+    pub title: String,
+    pub lang: &'static str,
+    pub meta: Vec<String>,
+    pub sections: Vec<Section>,
+}
+
+/// Indicators whose monthly series the review charts.
+const CHARTED_RATES: [&str; 2] = ["ty_le_dung_han", "ty_le_giai_quyet"];
+
+fn pct(v: Option<f64>, en: bool) -> String {
+    value(v, "%", en)
+}
+
+pub fn compose(d: &ReviewData) -> Doc {
+    let en = d.request.english;
+    let year = d.request.year;
+    let labels = &d.labels;
+    let unit_name = |code: &str| labels.unit_name(code).to_owned();
+    let ind_name = |code: &str| labels.indicator_name(code, en).to_owned();
+    let uom = |code: &str| {
+        labels
+            .indicator(code)
+            .map(|l| l.unit_of_measure.clone())
+            .unwrap_or_default()
+    };
+    let title = if en {
+        format!("Review of the government mass-mobilisation work of {year}")
+    } else {
+        format!("Báo cáo tổng kết công tác dân vận chính quyền năm {year}")
+    };
+    let window = format!(
+        "{} {} {} {}{}",
+        tr(en, "từ", "from"),
+        date(d.window.start, en),
+        tr(en, "đến", "to"),
+        date(d.window.end, en),
+        if d.calendar_is_decree09 {
+            tr(
+                en,
+                " (theo Nghị định 09/2019/NĐ-CP)",
+                " (Decree 09/2019/ND-CP window)",
+            )
+        } else {
+            tr(en, " (năm dương lịch)", " (calendar year)")
+        }
+    );
+    let meta = vec![
+        format!(
+            "{}: {}",
+            tr(en, "Đơn vị ban hành", "Issued by"),
+            d.node_name
+        ),
+        format!("{}: {}", tr(en, "Ngày", "Date"), date(d.issued_on, en)),
+        format!("{}: {window}", tr(en, "Kỳ báo cáo", "Reporting window")),
+        format!(
+            "{}: {} ({}); {} {}",
+            tr(en, "Nguồn số liệu", "Data"),
+            d.data_set_name,
+            d.request.data_set,
+            tr(en, "dữ liệu đến thay đổi số", "store change counter"),
+            d.change_counter
+        ),
+    ];
+
+    let mut sections = Vec::new();
+
+    // I. Reporting discipline.
+    let c = &d.completeness;
+    let mut blocks = vec![Block::Para(format!(
+        "{} {} {} {} {} ({} {}), {} {} {} ({} {}).",
+        tr(
+            en,
+            "Trong năm, các đơn vị đã nộp",
+            "During the year the units sent"
+        ),
+        c.total.received,
+        tr(en, "trên", "of"),
+        c.total.expected,
+        tr(en, "báo cáo phải nộp", "expected reports"),
+        tr(en, "đầy đủ", "completeness"),
+        pct(c.total.completeness(), en),
+        tr(en, "trong đó", "of which"),
+        c.total.on_time,
+        tr(en, "báo cáo đúng hạn", "on time"),
+        tr(en, "kịp thời", "timeliness"),
+        pct(c.total.timeliness(), en),
+    ))];
+    let mut table = DocTable {
+        caption: tr(en, "Tình hình nộp báo cáo theo đơn vị", "Reports by unit").into(),
+        headers: [
+            tr(en, "Đơn vị", "Unit"),
+            tr(en, "Phải nộp", "Expected"),
+            tr(en, "Đã nộp", "Received"),
+            tr(en, "Đúng hạn", "On time"),
+            tr(en, "Trễ hạn", "Late"),
+            tr(en, "Sửa sau hạn", "Corrected late"),
+            tr(en, "Đầy đủ", "Complete"),
+            tr(en, "Kịp thời", "Timely"),
+        ]
+        .map(String::from)
+        .to_vec(),
+        right: vec![false, true, true, true, true, true, true, true],
+        rows: Vec::new(),
+    };
+    for u in &c.units {
+        let k = &u.counts;
+        table.rows.push(vec![
+            unit_name(u.unit.as_str()),
+            k.expected.to_string(),
+            k.received.to_string(),
+            k.on_time.to_string(),
+            k.late.to_string(),
+            k.corrected_after_deadline.to_string(),
+            pct(k.completeness(), en),
+            pct(k.timeliness(), en),
+        ]);
+    }
+    blocks.push(Block::Table(table));
+    if !c.late.is_empty() {
+        blocks.push(Block::Para(
+            tr(en, "Báo cáo nộp trễ hạn:", "Late reports:").into(),
+        ));
+        blocks.push(Block::Bullets(
+            c.late
+                .iter()
+                .map(|l| {
+                    format!(
+                        "{} — {} ({} {})",
+                        unit_name(l.unit.as_str()),
+                        l.period,
+                        l.days_late,
+                        tr(en, "ngày", "day(s) late")
+                    )
+                })
+                .collect(),
+        ));
+    }
+    if !c.missing.is_empty() {
+        blocks.push(Block::Para(
+            tr(en, "Báo cáo chưa nộp:", "Missing reports:").into(),
+        ));
+        blocks.push(Block::Bullets(
+            c.missing
+                .iter()
+                .map(|(u, p)| format!("{} — {p}", unit_name(u.as_str())))
+                .collect(),
+        ));
+    }
+    sections.push(Section {
+        heading: tr(
+            en,
+            "I. Tình hình thực hiện chế độ báo cáo",
+            "I. Reporting discipline",
+        )
+        .into(),
+        blocks,
+    });
+
+    // II. Results against the indicators, with change against the previous year.
+    let mut totals = DocTable {
+        caption: tr(en, "Kết quả các chỉ tiêu toàn tỉnh", "Province totals").into(),
+        headers: vec![
+            tr(en, "Chỉ tiêu", "Indicator").into(),
+            tr(en, "ĐVT", "Unit").into(),
+            format!("{} {year}", tr(en, "Năm", "Year")),
+            format!("{} {}", tr(en, "Năm", "Year"), year - 1),
+            tr(en, "Tăng/giảm", "Change").into(),
+            "%".into(),
+        ],
+        right: vec![false, false, true, true, true, true],
+        rows: Vec::new(),
+    };
+    for r in d.trend.rows.iter().filter(|r| r.is_total) {
+        let code = r.indicator.as_str();
+        let u = uom(code);
+        totals.rows.push(vec![
+            ind_name(code),
+            u.clone(),
+            value(r.value, &u, en),
+            value(r.year_before, &u, en),
+            change(r.change_yoy, false, en),
+            change(r.change_yoy_pct, true, en),
+        ]);
+    }
+    let mut blocks = vec![Block::Table(totals)];
+    if let Some(series) = &d.monthly {
+        let lines: Vec<(String, Vec<Option<f64>>)> = CHARTED_RATES
+            .iter()
+            .filter_map(|code| {
+                let i = series.indicators.iter().position(|c| c.as_str() == *code)?;
+                Some((
+                    ind_name(code),
+                    series.values.iter().map(|row| row[i]).collect(),
+                ))
+            })
+            .collect();
+        if !lines.is_empty() {
+            blocks.push(Block::Chart(Chart::Lines {
+                title: tr(
+                    en,
+                    "Diễn biến các tỷ lệ chính theo tháng (%)",
+                    "Key rates by month (%)",
+                )
+                .into(),
+                x_labels: series.periods.iter().map(|p| p[4..].to_string()).collect(),
+                series: lines,
+            }));
+        }
+    }
+    sections.push(Section {
+        heading: tr(en, "II. Kết quả thực hiện các chỉ tiêu", "II. Results").into(),
+        blocks,
+    });
+
+    // III. Ranking.
+    let rk = &d.ranking;
+    let mut composite = DocTable {
+        caption: tr(en, "Xếp hạng tổng hợp các đơn vị", "Composite ranking").into(),
+        headers: [
+            tr(en, "Hạng", "Rank"),
+            tr(en, "Đơn vị", "Unit"),
+            tr(en, "Điểm", "Score"),
+            tr(en, "Hạng năm trước", "Previous rank"),
+            tr(en, "Thay đổi", "Change"),
+        ]
+        .map(String::from)
+        .to_vec(),
+        right: vec![true, false, true, true, true],
+        rows: Vec::new(),
+    };
+    for e in &rk.composite {
+        composite.rows.push(vec![
+            e.rank.to_string(),
+            unit_name(e.unit.as_str()),
+            number(e.score, 1, en),
+            e.previous_rank
+                .map(|r| r.to_string())
+                .unwrap_or_else(|| "–".into()),
+            match e.rank_change {
+                Some(x) if x > 0 => format!("▲{x}"),
+                Some(x) if x < 0 => format!("▼{}", -x),
+                Some(_) => "=".into(),
+                None => "–".into(),
+            },
+        ]);
+    }
+    let mut blocks = vec![
+        Block::Para(
+            tr(
+                en,
+                "Điểm tổng hợp là bình quân có trọng số của các chỉ tiêu xếp hạng, mỗi chỉ tiêu \
+                 được quy về thang 0–100 giữa các đơn vị (chỉ tiêu tính theo 10.000 dân khi danh \
+                 mục quy định).",
+                "The composite score is the weighted mean of the ranked indicators, each \
+                 normalised to 0–100 across the units (per 10,000 inhabitants where the catalog \
+                 says so).",
+            )
+            .into(),
+        ),
+        Block::Table(composite),
+        Block::Chart(Chart::Bars {
+            title: tr(en, "Điểm tổng hợp theo đơn vị", "Composite score by unit").into(),
+            labels: rk.composite.iter().map(|e| e.unit.to_string()).collect(),
+            values: rk.composite.iter().map(|e| e.score).collect(),
+        }),
+    ];
+    let mut extremes = DocTable {
+        caption: tr(
+            en,
+            "Đơn vị dẫn đầu và cuối bảng theo chỉ tiêu",
+            "Top and bottom units",
+        )
+        .into(),
+        headers: [
+            tr(en, "Chỉ tiêu", "Indicator"),
+            tr(en, "Dẫn đầu", "Top"),
+            tr(en, "Giá trị", "Value"),
+            tr(en, "Cuối bảng", "Bottom"),
+            tr(en, "Giá trị", "Value"),
+        ]
+        .map(String::from)
+        .to_vec(),
+        right: vec![false, false, true, false, true],
+        rows: Vec::new(),
+    };
+    for i in &rk.indicators {
+        let with_value: Vec<_> = i.entries.iter().filter(|e| !e.missing).collect();
+        let (Some(top), Some(bottom)) = (with_value.first(), with_value.last()) else {
+            continue;
+        };
+        let suffix = if i.per_capita {
+            tr(en, " (/10.000 dân)", " (/10,000 inhabitants)")
+        } else {
+            ""
+        };
+        let u = if i.per_capita {
+            String::new()
+        } else {
+            uom(i.indicator.as_str())
+        };
+        extremes.rows.push(vec![
+            format!("{}{suffix}", ind_name(i.indicator.as_str())),
+            unit_name(top.unit.as_str()),
+            value(top.value.map(|v| (v * 100.0).round() / 100.0), &u, en),
+            unit_name(bottom.unit.as_str()),
+            value(bottom.value.map(|v| (v * 100.0).round() / 100.0), &u, en),
+        ]);
+    }
+    blocks.push(Block::Table(extremes));
+    sections.push(Section {
+        heading: tr(en, "III. Xếp hạng các đơn vị", "III. Ranking of the units").into(),
+        blocks,
+    });
+
+    // IV. Highlights from the units' own words.
+    let section_name = |s: &str| match s {
+        "results" => tr(en, "Kết quả", "Results"),
+        "shortcomings" => tr(en, "Tồn tại, hạn chế", "Shortcomings"),
+        _ => tr(en, "Kiến nghị", "Proposals"),
+    };
+    let mut blocks: Vec<Block> = d
+        .highlights
+        .iter()
+        .map(|h| Block::Quote {
+            source: format!(
+                "{}, {} {} — {}",
+                unit_name(h.unit.as_str()),
+                tr(en, "báo cáo kỳ", "report"),
+                h.period,
+                section_name(h.section)
+            ),
+            text: h.text.clone(),
+        })
+        .collect();
+    if blocks.is_empty() {
+        blocks.push(Block::Para(
+            tr(
+                en,
+                "Các đơn vị không gửi phần thuyết minh.",
+                "No unit sent a narrative.",
+            )
+            .into(),
+        ));
+    }
+    sections.push(Section {
+        heading: tr(
+            en,
+            "IV. Kết quả nổi bật, tồn tại và kiến nghị (trích báo cáo các đơn vị)",
+            "IV. Highlights, shortcomings and proposals (from the units' reports)",
+        )
+        .into(),
+        blocks,
+    });
+
+    // V. Data quality.
+    let q = &d.quality;
+    let mut bullets: Vec<String> = q
+        .revised
+        .iter()
+        .map(|(u, p, n)| {
+            format!(
+                "{} {p}: {n} {}",
+                unit_name(u.as_str()),
+                tr(en, "lần gửi (đã điều chỉnh)", "revisions")
+            )
+        })
+        .collect();
+    bullets.extend(
+        q.warnings
+            .iter()
+            .map(|(u, p, w)| format!("{} {p}: {w}", unit_name(u.as_str()))),
+    );
+    sections.push(Section {
+        heading: tr(
+            en,
+            "V. Ghi chú về chất lượng số liệu",
+            "V. Data-quality notes",
+        )
+        .into(),
+        blocks: if bullets.is_empty() {
+            vec![Block::Para(
+                tr(
+                    en,
+                    "Không có báo cáo điều chỉnh hay cảnh báo.",
+                    "No revisions or warnings.",
+                )
+                .into(),
+            )]
+        } else {
+            vec![
+                Block::Para(format!(
+                    "{} {} {}; {} {}.",
+                    q.revised.len(),
+                    tr(en, "báo cáo được điều chỉnh", "reports were revised"),
+                    tr(en, "(mọi lần gửi đều được lưu)", "(every revision is kept)"),
+                    q.warnings.len(),
+                    tr(en, "cảnh báo khi tiếp nhận", "warnings at ingest")
+                )),
+                Block::Bullets(bullets),
+            ]
+        },
+    });
+
+    // Appendix: every indicator of every unit.
+    let mut appendix = DocTable {
+        caption: tr(en, "Số liệu chi tiết theo đơn vị", "Values by unit").into(),
+        headers: vec![tr(en, "Chỉ tiêu", "Indicator").into()],
+        right: vec![false],
+        rows: Vec::new(),
+    };
+    let units: Vec<String> = d
+        .completeness
+        .units
+        .iter()
+        .map(|u| u.unit.to_string())
+        .collect();
+    for u in &units {
+        appendix.headers.push(u.clone());
+        appendix.right.push(true);
+    }
+    for code in &d.by_unit.indicators {
+        let u_of = uom(code.as_str());
+        let mut row = vec![ind_name(code.as_str())];
+        for u in &units {
+            row.push(value(
+                d.by_unit.value(u, code.as_str()).and_then(|r| r.value),
+                &u_of,
+                en,
+            ));
+        }
+        appendix.rows.push(row);
+    }
+    sections.push(Section {
+        heading: tr(
+            en,
+            "Phụ lục: Số liệu chi tiết theo đơn vị",
+            "Appendix: values by unit",
+        )
+        .into(),
+        blocks: vec![Block::Table(appendix)],
+    });
+
+    Doc {
+        title,
+        lang: if en { "en" } else { "vi" },
+        meta,
+        sections,
+    }
+}
+
+fn csv_of(header: &[&str], rows: Vec<Vec<String>>) -> String {
+    let mut writer = csv::Writer::from_writer(Vec::new());
+    let _ = writer.write_record(header);
+    for row in rows {
+        let _ = writer.write_record(row);
+    }
+    writer
+        .into_inner()
+        .ok()
+        .and_then(|b| String::from_utf8(b).ok())
+        .unwrap_or_default()
+}
+
+fn raw(v: Option<f64>) -> String {
+    v.map(|x| x.to_string()).unwrap_or_default()
+}
+
+/// Every table of the review with raw numbers (full precision, `.` decimal point), for
+/// spreadsheets and for checking the review against the analytics.
+pub fn csv_tables(d: &ReviewData) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    let c = &d.completeness;
+    out.insert(
+        "completeness.csv".into(),
+        csv_of(
+            &[
+                "unit",
+                "expected",
+                "received",
+                "on_time",
+                "late",
+                "corrected_after_deadline",
+            ],
+            c.units
+                .iter()
+                .map(|u| (u.unit.to_string(), &u.counts))
+                .chain(std::iter::once((c.node.to_string(), &c.total)))
+                .map(|(u, k)| {
+                    vec![
+                        u,
+                        k.expected.to_string(),
+                        k.received.to_string(),
+                        k.on_time.to_string(),
+                        k.late.to_string(),
+                        k.corrected_after_deadline.to_string(),
+                    ]
+                })
+                .collect(),
+        ),
+    );
+    out.insert(
+        "late.csv".into(),
+        csv_of(
+            &["unit", "period", "received_at", "deadline", "days_late"],
+            c.late
+                .iter()
+                .map(|l| {
+                    vec![
+                        l.unit.to_string(),
+                        l.period.clone(),
+                        l.received_at.to_rfc3339(),
+                        l.deadline.to_rfc3339(),
+                        l.days_late.to_string(),
+                    ]
+                })
+                .collect(),
+        ),
+    );
+    out.insert(
+        "missing.csv".into(),
+        csv_of(
+            &["unit", "period"],
+            c.missing
+                .iter()
+                .map(|(u, p)| vec![u.to_string(), p.clone()])
+                .collect(),
+        ),
+    );
+    out.insert(
+        "totals.csv".into(),
+        csv_of(
+            &[
+                "indicator",
+                "value",
+                "previous_year",
+                "change",
+                "change_pct",
+            ],
+            d.trend
+                .rows
+                .iter()
+                .filter(|r| r.is_total)
+                .map(|r| {
+                    vec![
+                        r.indicator.to_string(),
+                        raw(r.value),
+                        raw(r.year_before),
+                        raw(r.change_yoy),
+                        raw(r.change_yoy_pct),
+                    ]
+                })
+                .collect(),
+        ),
+    );
+    out.insert(
+        "ranking.csv".into(),
+        csv_of(
+            &["rank", "unit", "score", "previous_rank", "rank_change"],
+            d.ranking
+                .composite
+                .iter()
+                .map(|e| {
+                    vec![
+                        e.rank.to_string(),
+                        e.unit.to_string(),
+                        e.score.to_string(),
+                        e.previous_rank.map(|r| r.to_string()).unwrap_or_default(),
+                        e.rank_change.map(|r| r.to_string()).unwrap_or_default(),
+                    ]
+                })
+                .collect(),
+        ),
+    );
+    out.insert(
+        "indicator_ranking.csv".into(),
+        csv_of(
+            &["indicator", "rank", "unit", "value", "missing"],
+            d.ranking
+                .indicators
+                .iter()
+                .flat_map(|i| {
+                    i.entries.iter().map(move |e| {
+                        vec![
+                            i.indicator.to_string(),
+                            e.rank.to_string(),
+                            e.unit.to_string(),
+                            raw(e.value),
+                            e.missing.to_string(),
+                        ]
+                    })
+                })
+                .collect(),
+        ),
+    );
+    out.insert(
+        "units.csv".into(),
+        csv_of(
+            &["unit", "indicator", "value"],
+            d.by_unit
+                .rows
+                .iter()
+                .filter(|r| !r.is_total)
+                .map(|r| vec![r.unit.to_string(), r.indicator.to_string(), raw(r.value)])
+                .collect(),
+        ),
+    );
+    if let Some(series) = &d.monthly {
+        let mut rows = Vec::new();
+        for (p, period) in series.periods.iter().enumerate() {
+            for (i, code) in series.indicators.iter().enumerate() {
+                rows.push(vec![
+                    period.clone(),
+                    code.to_string(),
+                    raw(series.values[p][i]),
+                ]);
+            }
+        }
+        out.insert(
+            "monthly.csv".into(),
+            csv_of(&["period", "indicator", "value"], rows),
+        );
+    }
+    out
+}
