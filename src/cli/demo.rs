@@ -178,56 +178,71 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
 
     let mut total = Tally::default();
     let mut notes = Vec::new();
-    let periods: Vec<(PeriodId, &str)> = PeriodId::Year { year: args.year }
-        .months()
-        .map(|m| (m, MONTHLY))
-        .chain([(PeriodId::Year { year: args.year }, YEARLY)])
-        .collect();
-    for (period, data_set) in periods {
-        let grace = if data_set == YEARLY { 10 } else { 5 };
-        let deadline = period::deadline(period.window(Calendar::Decree09).end, grace);
-        // Most districts send two days before the deadline; the late ones after it.
-        let on_time_at = at_vietnam_morning(deadline - chrono::Days::new(2));
-        let late_at = at_vietnam_morning(deadline + chrono::Days::new(3));
-        let mut tally = Tally::default();
-        for late_phase in [false, true] {
-            clock.set(if late_phase { late_at } else { on_time_at });
-            let mut tasks = Vec::new();
-            for (i, district) in districts.iter().enumerate() {
-                let month = period.month_span().1;
-                let plan = if data_set == YEARLY {
-                    Script::OnTime
-                } else {
-                    script(i, month)
-                };
-                if (plan == Script::Late) != late_phase {
-                    continue;
+    // Last year first, quietly and without incidents, so this year's review has a year to
+    // compare with and the ranking has rank changes.
+    let mut history = Tally::default();
+    for (year, quiet) in [(args.year - 1, true), (args.year, false)] {
+        let periods: Vec<(PeriodId, &str)> = PeriodId::Year { year }
+            .months()
+            .map(|m| (m, MONTHLY))
+            .chain([(PeriodId::Year { year }, YEARLY)])
+            .collect();
+        for (period, data_set) in periods {
+            let grace = if data_set == YEARLY { 10 } else { 5 };
+            let deadline = period::deadline(period.window(Calendar::Decree09).end, grace);
+            // Most districts send two days before the deadline; the late ones after it.
+            let on_time_at = at_vietnam_morning(deadline - chrono::Days::new(2));
+            let late_at = at_vietnam_morning(deadline + chrono::Days::new(3));
+            let mut tally = Tally::default();
+            for late_phase in [false, true] {
+                clock.set(if late_phase { late_at } else { on_time_at });
+                let mut tasks = Vec::new();
+                for (i, district) in districts.iter().enumerate() {
+                    let month = period.month_span().1;
+                    let plan = if data_set == YEARLY || quiet {
+                        Script::OnTime
+                    } else {
+                        script(i, month)
+                    };
+                    if (plan == Script::Late) != late_phase {
+                        continue;
+                    }
+                    let mut client = clients[i].clone();
+                    let district = district.clone();
+                    tasks.push(tokio::spawn(async move {
+                        play(&mut client, &district, i, period, data_set, plan).await
+                    }));
                 }
-                let mut client = clients[i].clone();
-                let district = district.clone();
-                tasks.push(tokio::spawn(async move {
-                    play(&mut client, &district, i, period, data_set, plan).await
-                }));
-            }
-            for task in tasks {
-                let (outcomes, note) = task.await?;
-                for outcome in &outcomes {
-                    tally.count(outcome);
+                for task in tasks {
+                    let (outcomes, note) = task.await?;
+                    for outcome in &outcomes {
+                        tally.count(outcome);
+                    }
+                    notes.extend(note);
                 }
-                notes.extend(note);
             }
+            if quiet {
+                history.add(&tally);
+                continue;
+            }
+            println!(
+                "{:<8} {:>4} {:>4} {:>10} {:>11} {:>9} {:>5}",
+                period.to_string(),
+                tally.sent,
+                tally.new,
+                tally.revisions,
+                tally.duplicates,
+                tally.rejected,
+                tally.late
+            );
+            total.add(&tally);
         }
-        println!(
-            "{:<8} {:>4} {:>4} {:>10} {:>11} {:>9} {:>5}",
-            period.to_string(),
-            tally.sent,
-            tally.new,
-            tally.revisions,
-            tally.duplicates,
-            tally.rejected,
-            tally.late
-        );
-        total.add(&tally);
+        if quiet {
+            println!(
+                "{:<8} {:>4} {:>4}   (last year, sent first for comparison)",
+                year, history.sent, history.new
+            );
+        }
     }
     println!(
         "{:<8} {:>4} {:>4} {:>10} {:>11} {:>9} {:>5}",
@@ -246,11 +261,14 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     }
     let counter = store.change_counter().await?;
     let expected_periods = districts.len() * 13;
+    // The change counter also counts last year's reports.
+    let counter_this_year = counter - (history.new + history.revisions) as i64;
     println!();
     println!(
-        "store: {} revisions kept (change counter {counter}); {} of {expected_periods} \
-         district-periods received",
+        "store: {} revisions of {} kept ({counter_this_year} of change counter {counter}); \
+         {} of {expected_periods} district-periods received",
         total.new + total.revisions,
+        args.year,
         total.new
     );
     // What an analyst sees right away: no batch job between the last receipt and these tables.
