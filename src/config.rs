@@ -37,6 +37,8 @@ pub struct Settings {
     pub rate_limit: Option<RateLimit>,
     pub request_timeout_secs: u64,
     pub concurrency_per_connection: usize,
+    /// Calls in flight over all connections before the server sheds load.
+    pub max_concurrent_calls: usize,
     /// Cron expression (sec min hour day month weekday, Asia/Ho_Chi_Minh) of the yearly
     /// review; empty to switch the schedule off.
     pub review_schedule: String,
@@ -67,6 +69,7 @@ impl Default for Settings {
             }),
             request_timeout_secs: 30,
             concurrency_per_connection: 64,
+            max_concurrent_calls: 1024,
             review_schedule: crate::review::schedule::DEFAULT_SCHEDULE.into(),
         }
     }
@@ -100,6 +103,7 @@ pub struct SettingsLayer {
     pub rate_limit: Option<RateLimit>,
     pub request_timeout_secs: Option<u64>,
     pub concurrency_per_connection: Option<usize>,
+    pub max_concurrent_calls: Option<usize>,
     pub review_schedule: Option<String>,
 }
 
@@ -229,6 +233,9 @@ impl SettingsLayer {
         if let Some(v) = self.concurrency_per_connection {
             s.concurrency_per_connection = v;
         }
+        if let Some(v) = self.max_concurrent_calls {
+            s.max_concurrent_calls = v;
+        }
         if let Some(v) = self.review_schedule {
             s.review_schedule = v;
         }
@@ -294,6 +301,7 @@ impl Settings {
                 max_message_bytes: self.max_message_bytes,
                 request_timeout: std::time::Duration::from_secs(self.request_timeout_secs.max(1)),
                 concurrency_per_connection: self.concurrency_per_connection.max(1),
+                max_concurrent_calls: self.max_concurrent_calls.max(1),
                 tls,
                 policy: self.policy,
                 rate_limit: self.rate_limit,

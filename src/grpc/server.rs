@@ -48,6 +48,9 @@ pub struct ServerOptions {
     pub request_timeout: Duration,
     /// Calls served at once on one connection; more wait in line.
     pub concurrency_per_connection: usize,
+    /// Calls in flight over all connections; past it calls are refused with UNAVAILABLE and
+    /// RetryInfo.
+    pub max_concurrent_calls: usize,
     /// `None` is plaintext: only with `--insecure` or in the demo.
     pub tls: Option<TlsFiles>,
     pub policy: Policy,
@@ -61,6 +64,7 @@ impl ServerOptions {
             max_message_bytes: crate::config::DEFAULT_MAX_MESSAGE_BYTES,
             request_timeout: Duration::from_secs(30),
             concurrency_per_connection: 64,
+            max_concurrent_calls: 1024,
             tls: None,
             policy: Policy::default(),
             rate_limit: None,
@@ -229,6 +233,10 @@ impl Application {
         }
         tracing::info!(%addr, store = self.ingestor.store().backend(), "aggregator listening");
         builder
+            .layer(super::overload::OverloadLayer::new(
+                options.max_concurrent_calls,
+                Duration::from_millis(200),
+            ))
             .trace_fn(|request| tracing::info_span!("rpc", method = %request.uri().path()))
             .add_service(health_service)
             .add_service(reflection)
