@@ -55,6 +55,21 @@ pub fn change(v: Option<f64>, percent: bool, english: bool) -> String {
     }
 }
 
+/// A CSV document: a header row, then the rows (fields quoted where needed).
+pub fn csv_text(header: &[&str], rows: Vec<Vec<String>>) -> String {
+    let mut writer = csv::Writer::from_writer(Vec::new());
+    let _ = writer.write_record(header);
+    for row in rows {
+        let _ = writer.write_record(row);
+    }
+    // Writing into memory cannot fail, and the fields are UTF-8 strings.
+    writer
+        .into_inner()
+        .ok()
+        .and_then(|b| String::from_utf8(b).ok())
+        .unwrap_or_default()
+}
+
 /// A date as the report writes it: 20/12/2019 (vi) or 2019-12-20 (en).
 pub fn date(d: chrono::NaiveDate, english: bool) -> String {
     if english {

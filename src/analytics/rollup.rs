@@ -474,7 +474,7 @@ pub fn series(
         if last == through {
             break;
         }
-        periods.push(next_period(last));
+        periods.push(last.next());
     }
     let (a, _) = month_range(&first);
     let (_, b) = month_range(&through);
@@ -520,33 +520,4 @@ pub fn series(
         indicators,
         values,
     })
-}
-
-/// The period of the same type right after `p`.
-fn next_period(p: PeriodId) -> PeriodId {
-    match p {
-        PeriodId::Month { year, month: 12 } => PeriodId::Month {
-            year: year + 1,
-            month: 1,
-        },
-        PeriodId::Month { year, month } => PeriodId::Month {
-            year,
-            month: month + 1,
-        },
-        PeriodId::Quarter { year, quarter: 4 } => PeriodId::Quarter {
-            year: year + 1,
-            quarter: 1,
-        },
-        PeriodId::Quarter { year, quarter } => PeriodId::Quarter {
-            year,
-            quarter: quarter + 1,
-        },
-        PeriodId::Half { year, half: 2 } => PeriodId::Half {
-            year: year + 1,
-            half: 1,
-        },
-        PeriodId::Half { year, .. } => PeriodId::Half { year, half: 2 },
-        PeriodId::NineMonths { year } => PeriodId::NineMonths { year: year + 1 },
-        PeriodId::Year { year } => PeriodId::Year { year: year + 1 },
-    }
 }

@@ -5,6 +5,7 @@ use super::table::{Table, change, number, tr, value};
 use super::{OutputFormat, QueryArgs, QueryKind};
 use crate::analytics::{Completeness, IndicatorTable, RankingTable, Scope, TrendTable};
 use crate::domain::PeriodId;
+use crate::format::csv_text;
 use crate::grpc::client::{AggregatorClient, SubmitFailure};
 use crate::query::{Labelled, Labels};
 use std::process::ExitCode;
@@ -365,19 +366,6 @@ pub fn render_trend(t: &Labelled<TrendTable>, english: bool, by_unit: bool) -> S
         table.period,
         out.render()
     )
-}
-
-fn csv_text(header: &[&str], rows: Vec<Vec<String>>) -> String {
-    let mut writer = csv::Writer::from_writer(Vec::new());
-    let _ = writer.write_record(header);
-    for row in rows {
-        let _ = writer.write_record(row);
-    }
-    writer
-        .into_inner()
-        .ok()
-        .and_then(|b| String::from_utf8(b).ok())
-        .unwrap_or_default()
 }
 
 fn opt(v: Option<f64>) -> String {

@@ -313,6 +313,35 @@ impl PeriodId {
         }
     }
 
+    /// The period of the same type just after this one.
+    pub fn next(&self) -> PeriodId {
+        match *self {
+            PeriodId::Month { year, month: 12 } => PeriodId::Month {
+                year: year + 1,
+                month: 1,
+            },
+            PeriodId::Month { year, month } => PeriodId::Month {
+                year,
+                month: month + 1,
+            },
+            PeriodId::Quarter { year, quarter: 4 } => PeriodId::Quarter {
+                year: year + 1,
+                quarter: 1,
+            },
+            PeriodId::Quarter { year, quarter } => PeriodId::Quarter {
+                year,
+                quarter: quarter + 1,
+            },
+            PeriodId::Half { year, half: 1 } => PeriodId::Half { year, half: 2 },
+            PeriodId::Half { year, .. } => PeriodId::Half {
+                year: year + 1,
+                half: 1,
+            },
+            PeriodId::NineMonths { year } => PeriodId::NineMonths { year: year + 1 },
+            PeriodId::Year { year } => PeriodId::Year { year: year + 1 },
+        }
+    }
+
     /// The same period one year earlier.
     pub fn year_before(&self) -> PeriodId {
         match *self {
@@ -515,6 +544,12 @@ mod tests {
         assert_eq!(p("2019N9").previous(), p("2018N9"));
         assert_eq!(p("2019").previous(), p("2018"));
         assert_eq!(p("2019Q3").year_before(), p("2018Q3"));
+        for raw in [
+            "201812", "2019Q4", "2019S2", "2019S1", "2019N9", "2019", "201907",
+        ] {
+            assert_eq!(p(raw).next().previous(), p(raw), "{raw}");
+        }
+        assert_eq!(p("201912").next(), p("202001"));
         assert_eq!(p("201907").year_before(), p("201807"));
     }
 

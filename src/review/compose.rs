@@ -2,7 +2,7 @@
 //! report (Vietnamese by default, English on request), and into CSV tables of raw numbers.
 
 use super::gather::ReviewData;
-use crate::format::{change, date, number, tr, value};
+use crate::format::{change, csv_text, date, number, tr, value};
 use std::collections::BTreeMap;
 
 #[derive(Debug, Clone, PartialEq)]
@@ -497,19 +497,6 @@ pub fn compose(d: &ReviewData) -> Doc {
     }
 }
 
-fn csv_of(header: &[&str], rows: Vec<Vec<String>>) -> String {
-    let mut writer = csv::Writer::from_writer(Vec::new());
-    let _ = writer.write_record(header);
-    for row in rows {
-        let _ = writer.write_record(row);
-    }
-    writer
-        .into_inner()
-        .ok()
-        .and_then(|b| String::from_utf8(b).ok())
-        .unwrap_or_default()
-}
-
 fn raw(v: Option<f64>) -> String {
     v.map(|x| x.to_string()).unwrap_or_default()
 }
@@ -521,7 +508,7 @@ pub fn csv_tables(d: &ReviewData) -> BTreeMap<String, String> {
     let c = &d.completeness;
     out.insert(
         "completeness.csv".into(),
-        csv_of(
+        csv_text(
             &[
                 "unit",
                 "expected",
@@ -549,7 +536,7 @@ pub fn csv_tables(d: &ReviewData) -> BTreeMap<String, String> {
     );
     out.insert(
         "late.csv".into(),
-        csv_of(
+        csv_text(
             &["unit", "period", "received_at", "deadline", "days_late"],
             c.late
                 .iter()
@@ -567,7 +554,7 @@ pub fn csv_tables(d: &ReviewData) -> BTreeMap<String, String> {
     );
     out.insert(
         "missing.csv".into(),
-        csv_of(
+        csv_text(
             &["unit", "period"],
             c.missing
                 .iter()
@@ -577,7 +564,7 @@ pub fn csv_tables(d: &ReviewData) -> BTreeMap<String, String> {
     );
     out.insert(
         "totals.csv".into(),
-        csv_of(
+        csv_text(
             &[
                 "indicator",
                 "value",
@@ -603,7 +590,7 @@ pub fn csv_tables(d: &ReviewData) -> BTreeMap<String, String> {
     );
     out.insert(
         "ranking.csv".into(),
-        csv_of(
+        csv_text(
             &["rank", "unit", "score", "previous_rank", "rank_change"],
             d.ranking
                 .composite
@@ -622,7 +609,7 @@ pub fn csv_tables(d: &ReviewData) -> BTreeMap<String, String> {
     );
     out.insert(
         "indicator_ranking.csv".into(),
-        csv_of(
+        csv_text(
             &["indicator", "rank", "unit", "value", "missing"],
             d.ranking
                 .indicators
@@ -643,7 +630,7 @@ pub fn csv_tables(d: &ReviewData) -> BTreeMap<String, String> {
     );
     out.insert(
         "units.csv".into(),
-        csv_of(
+        csv_text(
             &["unit", "indicator", "value"],
             d.by_unit
                 .rows
@@ -666,7 +653,7 @@ pub fn csv_tables(d: &ReviewData) -> BTreeMap<String, String> {
         }
         out.insert(
             "monthly.csv".into(),
-            csv_of(&["period", "indicator", "value"], rows),
+            csv_text(&["period", "indicator", "value"], rows),
         );
     }
     out
