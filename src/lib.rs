@@ -2,6 +2,7 @@
 //! over gRPC; the aggregator validates them against a catalog, stores every revision, and
 //! answers analysts. The binary in `main.rs` is a thin shell around this library.
 
+pub mod agent;
 pub mod aggregator;
 pub mod analytics;
 pub mod cli;

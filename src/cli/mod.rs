@@ -1,6 +1,7 @@
 //! The command line: `serve`, `submit`, `demo`. Each subcommand lives in its own file; this
 //! one holds the argument definitions, logging set-up and exit codes.
 
+mod agent;
 mod bench;
 mod certs;
 mod demo;
@@ -11,6 +12,7 @@ mod serve;
 mod submit;
 mod table;
 
+pub use agent::AgentArgs;
 pub use report_file::{ReportFileError, read_report_file};
 
 use clap::{Args, Parser, Subcommand};
@@ -58,6 +60,9 @@ pub enum Command {
     Certs(CertsArgs),
     /// Benchmarks: analytics against an SQL baseline (see docs/BENCHMARKS.md).
     Bench(BenchArgs),
+    /// The district agent: read reports from the district's data, keep them in a durable
+    /// outbox, deliver each to the province exactly once.
+    Agent(AgentArgs),
 }
 
 #[derive(Debug, Args)]
@@ -292,14 +297,66 @@ pub enum BenchKind {
 }
 
 #[derive(Debug, Args)]
-pub struct AnalyticsBenchArgs {}
+pub struct AnalyticsBenchArgs {
+    /// Districts of the province scenario (a).
+    #[arg(long, default_value_t = 700)]
+    pub province_units: usize,
+    /// Months of reports in the province scenario, ending December 2025 (the year queried).
+    #[arg(long, default_value_t = 12)]
+    pub province_months: u32,
+    /// Reporting units (districts) of the national scenario (b).
+    #[arg(long, default_value_t = 10_000)]
+    pub national_units: usize,
+    /// Provinces the national scenario's districts are spread over.
+    #[arg(long, default_value_t = 63)]
+    pub national_provinces: usize,
+    /// Months of reports in the national scenario, ending December 2024.
+    #[arg(long, default_value_t = 120)]
+    pub national_months: u32,
+    /// Timed runs of the province queries (after one warm-up run).
+    #[arg(long, default_value_t = 20)]
+    pub runs: usize,
+    /// Timed runs of the national rollup.
+    #[arg(long, default_value_t = 3)]
+    pub national_runs: usize,
+    /// Timed runs of the province SQL baseline (after one warm-up run).
+    #[arg(long, default_value_t = 3)]
+    pub sql_runs: usize,
+    /// Timed runs of the national SQL baseline (minutes each on SQLite at full size).
+    #[arg(long, default_value_t = 1)]
+    pub national_sql_runs: usize,
+    /// Reports submitted through the ingest path to time freshness.
+    #[arg(long, default_value_t = 20)]
+    pub freshness_trials: usize,
+    /// Only the province scenario (a quick run).
+    #[arg(long)]
+    pub skip_national: bool,
+    /// Only SQLite.
+    #[arg(long)]
+    pub skip_postgres: bool,
+    /// Maintenance database through which a temporary tonghop_bench_<random> database is
+    /// created (and dropped at the end).
+    #[arg(
+        long,
+        env = "TONGHOP_BENCH_PG_URL",
+        default_value = "postgres://postgres@127.0.0.1:5432/postgres"
+    )]
+    pub postgres_url: String,
+    /// Folder for the SQLite files (kept afterwards) [default: a temporary folder].
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// Seed of the synthetic data.
+    #[arg(long, default_value_t = 2019)]
+    pub seed: u64,
+}
 
 pub fn init_tracing(cli: &Cli) {
     use tracing_subscriber::EnvFilter;
     // The server logs its work; the client commands print their own results and log only
     // warnings unless asked.
     let base = match (&cli.command, cli.verbose) {
-        (Command::Serve(_), 0) => "info",
+        // Long-running services log their work; an operator reads it in the journal.
+        (Command::Serve(_) | Command::Agent(_), 0) => "info",
         // The demo prints its own account; its server's warnings would only repeat it.
         (Command::Demo(_), 0) => "error",
         (_, 0) => "warn",
@@ -324,5 +381,6 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Query(args) => query::run(args).await,
         Command::Certs(args) => certs::run(args),
         Command::Review(args) => review::run(args).await,
+        Command::Agent(args) => agent::run(args).await,
     }
 }
