@@ -184,6 +184,7 @@ impl SettingsLayer {
             insecure: parsed(&lookup, "TONGHOP_INSECURE")?,
             request_timeout_secs: parsed(&lookup, "TONGHOP_REQUEST_TIMEOUT_SECS")?,
             review_schedule: lookup("TONGHOP_REVIEW_SCHEDULE"),
+            max_concurrent_calls: parsed(&lookup, "TONGHOP_MAX_CONCURRENT_CALLS")?,
             ..SettingsLayer::default()
         })
     }

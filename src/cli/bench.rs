@@ -39,6 +39,7 @@ use std::time::{Duration, Instant};
 pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
     match args.which {
         BenchKind::Analytics(args) => analytics(args).await,
+        BenchKind::Ingest(args) => super::bench_ingest::run(args).await,
     }
 }
 

@@ -3,6 +3,7 @@
 
 mod agent;
 mod bench;
+mod bench_ingest;
 mod certs;
 mod demo;
 mod query;
@@ -294,6 +295,24 @@ pub struct BenchArgs {
 pub enum BenchKind {
     /// Province and national rollups with polars, against the same answers in SQL.
     Analytics(AnalyticsBenchArgs),
+    /// Concurrent units pushing reports over gRPC to a server process, against the bare store.
+    Ingest(IngestBenchArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct IngestBenchArgs {
+    /// Simulated units, each with its own connection.
+    #[arg(long, default_value_t = 64)]
+    pub units: usize,
+    /// Reports per unit (20 values each).
+    #[arg(long, default_value_t = 50)]
+    pub reports: usize,
+    /// Only SQLite.
+    #[arg(long)]
+    pub skip_postgres: bool,
+    /// Maintenance database through which temporary databases are created and dropped.
+    #[arg(long, default_value = "postgres://postgres@127.0.0.1:5432/postgres")]
+    pub postgres_url: String,
 }
 
 #[derive(Debug, Args)]
@@ -358,7 +377,7 @@ pub fn init_tracing(cli: &Cli) {
         // Long-running services log their work; an operator reads it in the journal.
         (Command::Serve(_) | Command::Agent(_), 0) => "info",
         // The demo prints its own account; its server's warnings would only repeat it.
-        (Command::Demo(_), 0) => "error",
+        (Command::Demo(_) | Command::Bench(_), 0) => "error",
         (_, 0) => "warn",
         (_, 1) => "info",
         _ => "debug",

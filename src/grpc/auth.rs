@@ -38,7 +38,9 @@ impl Interceptor for Gate {
         } else {
             Principal::Insecure
         };
-        if let Some(limiter) = &self.limiter
+        // Without TLS every caller is the same anonymous principal: a per-principal limit
+        // would throttle the whole province as one caller, so it applies to identities only.
+        if let Some(limiter) = self.limiter.as_ref().filter(|_| self.mutual_tls)
             && let Err(wait) = limiter.check(&principal, Instant::now())
         {
             tracing::warn!(principal = %principal, retry_in_ms = wait.as_millis() as u64, "rate limit reached");

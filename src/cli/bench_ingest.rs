@@ -1,0 +1,380 @@
+//! `tonghop bench ingest`: N simulated units push M reports of 20 values each, concurrently,
+//! over real gRPC to a `tonghop serve` in another process; and, in the same run, the bare store
+//! writes the same reports with no gRPC, as the baseline. Prints reports/s, values/s, p50/p99
+//! latency of an acknowledged submit, the server's peak memory, and the ratio to the baseline.
+
+use super::IngestBenchArgs;
+use crate::domain::period::date;
+use crate::domain::{
+    Catalog, DraftValue, Narrative, ReportDraft, ReportingUnit, UnitCode, UnitTree,
+    ValidationLimits, validation,
+};
+use crate::grpc::client::AggregatorClient;
+use crate::store::{self, NewRevision, StoreOptions};
+use chrono::Utc;
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, ExitCode, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Twenty indicators of the monthly data set, consistent with its rules.
+fn values(seed: usize) -> Vec<DraftValue> {
+    let s = (seed % 50) as f64;
+    [
+        ("tiep_cong_dan", 2.0 + s),
+        ("don_tiep_nhan", 10.0 + s),
+        ("vu_viec_tiep_nhan", 8.0 + s),
+        ("don_thuoc_tham_quyen", 6.0),
+        ("vu_viec_thuoc_tham_quyen", 5.0),
+        ("don_chuyen", 4.0),
+        ("vu_viec_chuyen", 3.0),
+        ("hs_tiep_nhan", 2600.0 + s),
+        ("hs_giai_quyet", 2500.0 + s),
+        ("hs_dung_han", 2400.0 + s),
+        ("doi_thoai", 1.0),
+        ("hoi_nghi_tuyen_truyen", 2.0),
+        ("nguoi_tham_du", 117.0),
+        ("tai_lieu_phat_hanh", 374.0),
+        ("mo_hinh_dang_ky", 110.0),
+        ("mo_hinh_cong_nhan", 31.0),
+        ("mo_hinh_tieu_bieu", 13.0),
+        ("von_huy_dong", 35_000_000.0 + s),
+        ("dat_hien", 320.5),
+        ("tro_giup_phap_ly", 81.0),
+    ]
+    .into_iter()
+    .map(|(indicator, value)| DraftValue {
+        indicator: indicator.into(),
+        value,
+        comment: String::new(),
+    })
+    .collect()
+}
+
+fn report(unit: usize, r: usize, tag: &str) -> ReportDraft {
+    // Report r of a unit is month r from January 2000: every (unit, period) is new.
+    let year = 2000 + (r / 12) as i32;
+    let month = r % 12 + 1;
+    ReportDraft {
+        submission_id: format!("{tag}-U{unit:04}-{r}"),
+        unit_code: format!("U{unit:04}"),
+        data_set: "DVCQ_THANG".into(),
+        period: format!("{year}{month:02}"),
+        values: values(unit + r),
+        narrative: Narrative::default(),
+        prepared_by: "bench".into(),
+        client_time: None,
+    }
+}
+
+fn units(n: usize) -> anyhow::Result<UnitTree> {
+    let root = UnitCode::parse("BENCH").map_err(|e| anyhow::anyhow!("{e}"))?;
+    let mut list = vec![ReportingUnit {
+        code: root.clone(),
+        name: "Bench province".into(),
+        parent: None,
+        level: "province".into(),
+        population: 100_000 * n as u64,
+    }];
+    for u in 0..n {
+        list.push(ReportingUnit {
+            code: UnitCode::parse(&format!("U{u:04}")).map_err(|e| anyhow::anyhow!("{e}"))?,
+            name: format!("District {u}"),
+            parent: Some(root.clone()),
+            level: "district".into(),
+            population: 100_000,
+        });
+    }
+    Ok(UnitTree::build(list)?)
+}
+
+fn units_toml(n: usize) -> String {
+    let mut t = String::from(
+        "[[units]]\ncode = \"BENCH\"\nname = \"Bench province\"\nlevel = \"province\"\n",
+    );
+    t.push_str(&format!("population = {}\n", 100_000 * n));
+    for u in 0..n {
+        t.push_str(&format!(
+            "[[units]]\ncode = \"U{u:04}\"\nname = \"District {u}\"\nparent = \"BENCH\"\n\
+             level = \"district\"\npopulation = 100000\n"
+        ));
+    }
+    t
+}
+
+struct Figures {
+    reports: usize,
+    seconds: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+    shed: usize,
+    peak_kib: Option<u64>,
+}
+
+impl Figures {
+    fn rate(&self) -> f64 {
+        self.reports as f64 / self.seconds
+    }
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+/// The bare store, no gRPC: validation and `Store::record`, as many writers as units.
+async fn bare_store(url: &str, args: &IngestBenchArgs) -> anyhow::Result<f64> {
+    let store = store::open(url, &StoreOptions::default()).await?;
+    let catalog = Arc::new(Catalog::embedded()?);
+    let tree = Arc::new(units(args.units)?);
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for u in 0..args.units {
+        let (store, catalog, tree) = (store.clone(), catalog.clone(), tree.clone());
+        let reports = args.reports;
+        tasks.push(tokio::spawn(async move {
+            for r in 0..reports {
+                let draft = report(u, r, "bare");
+                let checked = validation::validate(
+                    &draft,
+                    &catalog,
+                    &tree,
+                    &ValidationLimits::default(),
+                    date(2030, 1, 1),
+                )
+                .map_err(|v| anyhow::anyhow!("bench report invalid: {v:?}"))?;
+                let now = Utc::now();
+                store
+                    .record(&NewRevision {
+                        report: &checked.report,
+                        content_hash: checked.report.content_hash(),
+                        received_at: now,
+                        deadline: checked.deadline,
+                        on_time: now <= checked.deadline,
+                        window: checked.window,
+                        warnings: checked.warnings.clone(),
+                    })
+                    .await?;
+            }
+            Ok::<_, anyhow::Error>(())
+        }));
+    }
+    for t in tasks {
+        t.await??;
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    store.close().await;
+    Ok((args.units * args.reports) as f64 / seconds)
+}
+
+fn spawn_server(url: &str, units_file: &Path, max_calls: usize) -> anyhow::Result<(Child, String)> {
+    let exe = std::env::current_exe()?;
+    let mut child = Command::new(exe)
+        .args([
+            "serve",
+            "--insecure",
+            "--listen",
+            "127.0.0.1:0",
+            "--database-url",
+            url,
+        ])
+        .arg("--units")
+        .arg(units_file)
+        .env("RUST_LOG", "info")
+        .env("NO_COLOR", "1")
+        .env("TONGHOP_REVIEW_SCHEDULE", "")
+        .env("TONGHOP_MAX_CONCURRENT_CALLS", max_calls.to_string())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()?;
+    let stderr = child
+        .stderr
+        .take()
+        .ok_or_else(|| anyhow::anyhow!("no stderr"))?;
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut sent = false;
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if !sent
+                && line.contains("aggregator listening")
+                && let Some(rest) = line.split("addr=").nth(1)
+            {
+                let _ = tx.send(
+                    rest.split_whitespace()
+                        .next()
+                        .unwrap_or_default()
+                        .to_string(),
+                );
+                sent = true;
+            }
+        }
+    });
+    let addr = rx
+        .recv_timeout(Duration::from_secs(120))
+        .map_err(|_| anyhow::anyhow!("the benchmark server did not start"))?;
+    Ok((child, format!("http://{addr}")))
+}
+
+fn peak_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}
+
+async fn over_grpc(
+    url: &str,
+    units_file: &Path,
+    args: &IngestBenchArgs,
+    max_calls: usize,
+) -> anyhow::Result<Figures> {
+    let (mut server, endpoint) = spawn_server(url, units_file, max_calls)?;
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for u in 0..args.units {
+        let endpoint = endpoint.clone();
+        let reports = args.reports;
+        tasks.push(tokio::spawn(async move {
+            // Each simulated unit has its own connection, as district nodes do.
+            let mut client = AggregatorClient::connect(&endpoint).await?;
+            let (mut latencies, mut shed) = (Vec::with_capacity(reports), 0usize);
+            for r in 0..reports {
+                let draft = report(u, r, "grpc");
+                let t0 = Instant::now();
+                loop {
+                    match client.submit(&draft).await {
+                        Ok(_) => break,
+                        Err(f) if f.retryable => {
+                            shed += 1;
+                            tokio::time::sleep(f.retry_after.unwrap_or(Duration::from_millis(100)))
+                                .await;
+                        }
+                        Err(f) => anyhow::bail!("{}: {f}", draft.submission_id),
+                    }
+                }
+                latencies.push(t0.elapsed().as_secs_f64() * 1000.0);
+            }
+            Ok::<_, anyhow::Error>((latencies, shed))
+        }));
+    }
+    let (mut all, mut shed) = (Vec::new(), 0);
+    for t in tasks {
+        let (l, s) = t.await??;
+        all.extend(l);
+        shed += s;
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    let peak = peak_kib(server.id());
+    let _ = Command::new("kill")
+        .args(["-TERM", &server.id().to_string()])
+        .status();
+    let _ = server.wait();
+    all.sort_by(|a, b| a.total_cmp(b));
+    Ok(Figures {
+        reports: all.len(),
+        seconds,
+        p50_ms: percentile(&all, 0.50),
+        p99_ms: percentile(&all, 0.99),
+        shed,
+        peak_kib: peak,
+    })
+}
+
+async fn fresh_postgres(admin: &str) -> anyhow::Result<(String, String)> {
+    use sqlx::Connection;
+    let name = format!("tonghop_bench_{}", uuid::Uuid::new_v4().simple());
+    let mut conn = sqlx::PgConnection::connect(admin).await?;
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&mut conn)
+        .await?;
+    let base = admin.rsplit_once('/').map(|(b, _)| b).unwrap_or(admin);
+    Ok((format!("{base}/{name}"), name))
+}
+
+async fn drop_postgres(admin: &str, name: &str) {
+    use sqlx::Connection;
+    if let Ok(mut conn) = sqlx::PgConnection::connect(admin).await {
+        let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+            .execute(&mut conn)
+            .await;
+    }
+}
+
+pub async fn run(args: IngestBenchArgs) -> anyhow::Result<ExitCode> {
+    let dir = tempfile::tempdir()?;
+    let units_file = dir.path().join("units.toml");
+    std::fs::write(&units_file, units_toml(args.units))?;
+    let values_each = values(0).len();
+    println!(
+        "ingest benchmark: {} units × {} reports × {values_each} values, each unit on its own \
+         connection, server in another process; {} cores",
+        args.units,
+        args.reports,
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+    );
+    let mut backends = vec!["sqlite"];
+    if !args.skip_postgres {
+        backends.push("postgres");
+    }
+    for backend in backends {
+        let (bare_url, grpc_url, overload_url, cleanup) = if backend == "sqlite" {
+            let f = |n: &str| format!("sqlite://{}", dir.path().join(n).display());
+            (f("bare.db"), f("grpc.db"), f("overload.db"), Vec::new())
+        } else {
+            let (a, an) = fresh_postgres(&args.postgres_url).await?;
+            let (b, bn) = fresh_postgres(&args.postgres_url).await?;
+            let (c, cn) = fresh_postgres(&args.postgres_url).await?;
+            (a, b, c, vec![an, bn, cn])
+        };
+        eprintln!("{backend}: bare store…");
+        let bare = bare_store(&bare_url, &args).await?;
+        eprintln!("{backend}: over gRPC…");
+        let grpc = over_grpc(&grpc_url, &units_file, &args, 4096).await?;
+        let limit = (args.units / 4).max(1);
+        eprintln!("{backend}: over gRPC at 4× a concurrency limit of {limit}…");
+        let overload = over_grpc(&overload_url, &units_file, &args, limit).await?;
+        for name in &cleanup {
+            drop_postgres(&args.postgres_url, name).await;
+        }
+        let mib = |k: Option<u64>| {
+            k.map(|k| format!("{:.0} MiB", k as f64 / 1024.0))
+                .unwrap_or("?".into())
+        };
+        println!("\n{backend}");
+        println!(
+            "  bare store (no gRPC)        {:>9.0} reports/s  {:>10.0} values/s",
+            bare,
+            bare * values_each as f64
+        );
+        println!(
+            "  over gRPC                   {:>9.0} reports/s  {:>10.0} values/s  p50 {:.1} ms  p99 {:.1} ms  peak server memory {}",
+            grpc.rate(),
+            grpc.rate() * values_each as f64,
+            grpc.p50_ms,
+            grpc.p99_ms,
+            mib(grpc.peak_kib)
+        );
+        println!(
+            "  ratio gRPC ÷ bare store     {:>9.2}   (target ≥ 0.5; target ≥ 5,000 reports/s on SQLite, p99 < 50 ms)",
+            grpc.rate() / bare
+        );
+        println!(
+            "  at 4× the limit ({limit} calls) {:>9.0} reports/s  p99 {:.1} ms  {} calls shed with RetryInfo and retried  peak server memory {}",
+            overload.rate(),
+            overload.p99_ms,
+            overload.shed,
+            mib(overload.peak_kib)
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
