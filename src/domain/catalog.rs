@@ -7,6 +7,9 @@ use super::period::{Calendar, PeriodType};
 use serde::Deserialize;
 use std::collections::{HashMap, HashSet};
 
+/// A report more than a year late is not "late", it is a catalog typo.
+pub const MAX_GRACE_DAYS: u32 = 366;
+
 /// The default catalog for government mass-mobilisation reporting, compiled into the binary.
 pub const DEFAULT_CATALOG_TOML: &str = include_str!("default_catalog.toml");
 
@@ -219,6 +222,12 @@ impl Catalog {
             }
             if ds.indicators.is_empty() {
                 return bad(format!("data set {} lists no indicators", ds.code));
+            }
+            if ds.grace_days > MAX_GRACE_DAYS {
+                return bad(format!(
+                    "data set {} has grace_days {}; at most {MAX_GRACE_DAYS} are accepted",
+                    ds.code, ds.grace_days
+                ));
             }
             if ds.reporting_levels.is_empty() {
                 return bad(format!("data set {} names no reporting_levels", ds.code));

@@ -384,7 +384,10 @@ impl std::str::FromStr for PeriodId {
 
 /// A report is late after 23:59:59 (Vietnam time) of the window's last day plus the grace days.
 pub fn deadline(window_end: NaiveDate, grace_days: u32) -> DateTime<Utc> {
-    let day = window_end + chrono::Days::new(u64::from(grace_days));
+    // A grace period past the calendar's end (only a broken catalog has one) means "never late".
+    let day = window_end
+        .checked_add_days(chrono::Days::new(u64::from(grace_days)))
+        .unwrap_or(NaiveDate::MAX);
     let local = day.and_time(NaiveTime::from_hms_opt(23, 59, 59).unwrap_or_default());
     vietnam_offset()
         .from_local_datetime(&local)

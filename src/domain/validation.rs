@@ -182,7 +182,7 @@ pub fn validate(
                 "period",
                 &draft.period,
                 "period_malformed",
-                format!("period {:?} {e}", draft.period),
+                format!("period {:?} {e}", shorten(&draft.period)),
             ));
             None
         }
@@ -471,10 +471,12 @@ fn check_text(out: &mut Vec<Violation>, field: &str, text: &str, max_chars: usiz
     }
     // Line breaks and tabs belong in a narrative; other control characters are corruption
     // (or an attempt to forge log lines) and are refused.
-    if let Some(c) = text
-        .chars()
-        .find(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t'))
-    {
+    // Bidirectional overrides and isolates (U+202A-E, U+2066-9) are format characters, not
+    // controls, but they make text display as something other than what it says.
+    if let Some(c) = text.chars().find(|c| {
+        (c.is_control() && !matches!(c, '\n' | '\r' | '\t'))
+            || matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
+    }) {
         out.push(Violation::new(
             field,
             text,

@@ -1,4 +1,5 @@
-//! Load shedding the OTLP way: past `max_concurrent_calls` in flight, a call is answered at once
+//! The outermost layer of the server: refuses requests that are not gRPC, and sheds load the
+//! OTLP way: past `max_concurrent_calls` in flight, a call is answered at once
 //! with UNAVAILABLE and `google.rpc.RetryInfo`, which clients retry after the delay. (tower's own
 //! load-shed answers RESOURCE_EXHAUSTED without RetryInfo, which well-behaved clients must not
 //! retry.) Refused calls cost no memory beyond their headers, so memory stays bounded.
@@ -61,6 +62,18 @@ where
     }
 
     fn call(&mut self, request: http::Request<B>) -> Self::Future {
+        // tonic decodes whatever arrives; a request that does not say it is gRPC is refused
+        // before it reaches a handler (the gRPC spec's answer to a wrong content type).
+        let is_grpc = request
+            .headers()
+            .get(http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with("application/grpc"));
+        if !is_grpc {
+            let status = Status::invalid_argument("content-type must be application/grpc");
+            let response = status.into_http();
+            return Box::pin(async move { Ok(response) });
+        }
         match self.permits.clone().try_acquire_owned() {
             Ok(permit) => {
                 let answer = self.inner.call(request);

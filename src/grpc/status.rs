@@ -55,26 +55,35 @@ pub fn is_retryable(code: Code) -> bool {
 /// this many the list is cut and a last entry says how many more there were.
 pub const MAX_LISTED_VIOLATIONS: usize = 50;
 
+/// And at most this many bytes of them (before base64): echoed values of multi-byte text can
+/// make even a few violations large.
+pub const MAX_LISTED_BYTES: usize = 6 * 1024;
+
 pub fn invalid_argument(violations: &[Violation]) -> Status {
     let message = summary(violations);
-    let mut listed: Vec<FieldViolation> = violations
-        .iter()
-        .take(MAX_LISTED_VIOLATIONS)
-        .map(|v| FieldViolation {
+    let mut listed: Vec<FieldViolation> = Vec::new();
+    let mut bytes = 0;
+    for v in violations {
+        let description = format!("{} (value: {:?})", v.description, v.value);
+        bytes += v.field.len() + description.len() + v.rule.len();
+        if listed.len() == MAX_LISTED_VIOLATIONS || bytes > MAX_LISTED_BYTES {
+            break;
+        }
+        listed.push(FieldViolation {
             field: v.field.clone(),
-            // BadRequest has no value field: the value goes into the description, the
-            // stable rule name into `reason`.
-            description: format!("{} (value: {:?})", v.description, v.value),
+            // BadRequest has no value field: the value goes into the description, the stable
+            // rule name into `reason`.
+            description,
             reason: v.rule.clone(),
             localized_message: None,
-        })
-        .collect();
-    if violations.len() > MAX_LISTED_VIOLATIONS {
+        });
+    }
+    if violations.len() > listed.len() {
         listed.push(FieldViolation {
             field: String::new(),
             description: format!(
                 "{} more problems not listed; fix these and send again",
-                violations.len() - MAX_LISTED_VIOLATIONS
+                violations.len() - listed.len()
             ),
             reason: "more_violations".into(),
             localized_message: None,
