@@ -85,10 +85,12 @@ impl Ingestor {
             Ok(checked) => checked,
             Err(violations) => {
                 let rules: Vec<&str> = violations.iter().map(|v| v.rule.as_str()).collect();
+                // What the client sent is untrusted: escaped and cut, so it cannot forge log
+                // lines, drive a terminal, or flood the log.
                 warn!(
-                    submission = %draft.submission_id,
-                    unit = %draft.unit_code,
-                    period = %draft.period,
+                    submission = ?loggable(&draft.submission_id),
+                    unit = ?loggable(&draft.unit_code),
+                    period = ?loggable(&draft.period),
                     problems = violations.len(),
                     rules = %rules.join(","),
                     "report rejected"
@@ -147,6 +149,15 @@ impl Ingestor {
             results.push(self.submit(draft).await);
         }
         results
+    }
+}
+
+/// A client-supplied string for a log line: at most 64 characters (Debug-escaped by the caller).
+fn loggable(raw: &str) -> String {
+    if raw.chars().count() <= 64 {
+        raw.to_owned()
+    } else {
+        format!("{}…", raw.chars().take(64).collect::<String>())
     }
 }
 

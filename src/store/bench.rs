@@ -5,7 +5,7 @@
 //!
 //! Nothing in this module is used by the aggregator itself.
 
-use super::{StoreError, StoreOptions};
+use super::StoreError;
 use crate::domain::{Aggregation, DateWindow};
 use chrono::{DateTime, Utc};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
@@ -65,20 +65,16 @@ fn content_hash(seq: i64) -> String {
     format!("{seq:064x}")
 }
 
-/// Writes every report `next` yields into an empty store at `url` (migrating it first), in one
-/// transaction, with seqs 1, 2, 3... in the order given; calls `progress` with the number of
-/// reports written after each round. The store must not be open elsewhere meanwhile (SQLite
-/// switches its journal mode for the load).
+/// Writes every report `next` yields into an empty store at `url` (creating and migrating it
+/// first), in one transaction, with seqs 1, 2, 3... in the order given; calls `progress` with
+/// the number of reports written after each round. Nothing else may have the store open
+/// meanwhile (SQLite switches its journal mode for the load).
 pub async fn bulk_load(
     url: &str,
     load: BulkLoad<'_>,
     next: &mut (dyn FnMut() -> Option<BulkReport> + Send),
     progress: &mut (dyn FnMut(u64) + Send),
 ) -> Result<BulkLoaded, StoreError> {
-    // The schema comes from the store's own migrations, so the load writes exactly the tables
-    // the aggregator reads.
-    let store = super::open(url, &StoreOptions::default()).await?;
-    store.close().await;
     if url.starts_with("sqlite:") {
         bulk_load_sqlite(url, load, next, progress).await
     } else {
@@ -114,13 +110,20 @@ async fn bulk_load_sqlite(
     // journal stays empty, whereas WAL would write every page twice (log, then checkpoint).
     // No fsync and no foreign-key checks: if the machine dies the benchmark simply reruns, and
     // the generator makes every value's submission row itself.
+    // The load's own connection is the only one on the file: a store's pools, even closed,
+    // could leave a connection behind that makes the journal-mode switch fail as "locked".
     let options = SqliteConnectOptions::from_str(url)
         .map_err(|e| StoreError::Internal(format!("bad SQLite URL {url:?}: {e}")))?
+        .create_if_missing(true)
         .journal_mode(SqliteJournalMode::Delete)
         .synchronous(SqliteSynchronous::Off)
         .foreign_keys(false)
         .pragma("cache_size", "-262144");
     let mut conn = SqliteConnection::connect_with(&options).await?;
+    // The store's own migrations, so the load writes exactly the tables the aggregator reads.
+    sqlx::migrate!("src/store/migrations/sqlite")
+        .run(&mut conn)
+        .await?;
     ensure_empty_sqlite(&mut conn).await?;
     let mut tx = conn.begin().await?;
     let mut done = BulkLoaded::default();
@@ -245,6 +248,9 @@ async fn bulk_load_postgres(
     progress: &mut (dyn FnMut(u64) + Send),
 ) -> Result<BulkLoaded, StoreError> {
     let mut conn = PgConnection::connect(url).await?;
+    sqlx::migrate!("src/store/migrations/postgres")
+        .run(&mut conn)
+        .await?;
     let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM submissions")
         .fetch_one(&mut conn)
         .await?;
