@@ -108,20 +108,24 @@ for t in "${targets[@]}"; do
   if [ -z "$runs" ]; then
     runs=$(grep -Eo 'Done [0-9]+ runs' "$log" | tail -n 1 | grep -Eo '[0-9]+' || true)
   fi
+  # Seconds spent fuzzing, as libFuzzer counts them (the wall time also covers any rebuild
+  # cargo fuzz run does first).
+  fuzzed=$(grep -Eo 'Done [0-9]+ runs in [0-9]+ second' "$log" | tail -n 1 | grep -Eo '[0-9]+ second' | grep -Eo '[0-9]+' || true)
+  fuzzed=${fuzzed:-$elapsed}
   corpus=$(find "$root/fuzz/corpus/$t" -type f 2>/dev/null | wc -l)
   artifacts=$(grep -Eo 'Test unit written to [^ ]+' "$log" | sed 's/Test unit written to //' || true)
   if [ $status -ne 0 ] || [ -n "$artifacts" ]; then
     crashed=1
-    echo "!! $t CRASHED (exit $status) after $elapsed s"
+    echo "!! $t CRASHED (exit $status) after $elapsed s (wall)"
     grep -E 'panicked at|ERROR: libFuzzer|SUMMARY' "$log" | head -n 5 || true
     for a in $artifacts; do
       echo "   crashing input: $a"
       echo "   replay: RUSTC_BOOTSTRAP=1 cargo fuzz run -O -a -s $sanitizer $t $a"
     done
-    summary+=("$t runs=${runs:-?} seconds=$elapsed crashes=$(echo "$artifacts" | grep -c . || true) corpus=$corpus")
+    summary+=("$t runs=${runs:-?} seconds=$fuzzed wall=$elapsed crashes=$(echo "$artifacts" | grep -c . || true) corpus=$corpus")
   else
-    echo "   ok: ${runs:-?} runs in $elapsed s, corpus $corpus inputs"
-    summary+=("$t runs=${runs:-?} seconds=$elapsed crashes=0 corpus=$corpus")
+    echo "   ok: ${runs:-?} runs in $fuzzed s (wall $elapsed s), corpus $corpus inputs"
+    summary+=("$t runs=${runs:-?} seconds=$fuzzed wall=$elapsed crashes=0 corpus=$corpus")
   fi
 done
 
