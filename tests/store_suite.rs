@@ -293,6 +293,68 @@ async fn many_units_at_once_lose_nothing(backend: Backend) {
     store.close().await;
 }
 
+/// Group commit on SQLite writes reports that arrive together in one transaction. A report the
+/// store itself refuses (its values name one indicator twice: validation would catch that, the
+/// values' primary key does too) must fail alone: the others are stored, and it leaves no row.
+async fn a_failing_report_does_not_take_its_group_down(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let store = open(&db).await;
+    let mut bad = check(&valid_report("bad-1", "BS05", "201909"));
+    let repeated = bad.report.values[0].clone();
+    bad.report.values.push(repeated);
+    let mut tasks = Vec::new();
+    // Spawned before any runs, so the writer finds them all queued: 12 good, the bad one 7th.
+    for month in 1..=12 {
+        let store = store.clone();
+        let bad = bad.clone();
+        tasks.push(tokio::spawn(async move {
+            if month == 7 {
+                let outcome = store.record(&new_revision(&bad)).await;
+                assert!(
+                    outcome.is_err(),
+                    "the repeated indicator is refused: {outcome:?}"
+                );
+                return;
+            }
+            let period = format!("2019{month:02}");
+            let checked = check(&valid_report(&format!("good-{month}"), "BS01", &period));
+            let outcome = store.record(&new_revision(&checked)).await;
+            assert!(
+                matches!(outcome, Ok(Recorded::Stored(_))),
+                "month {month}: {outcome:?}"
+            );
+        }));
+    }
+    for task in tasks {
+        task.await.expect("task");
+    }
+    for month in (1..=12).filter(|m| *m != 7) {
+        let latest = store
+            .latest("BS01", "DVCQ_THANG", &format!("2019{month:02}"))
+            .await
+            .expect("read")
+            .expect("a good report of the group is stored");
+        assert_eq!(latest.revision, 1);
+    }
+    assert!(
+        store
+            .latest("BS05", "DVCQ_THANG", "201909")
+            .await
+            .expect("read")
+            .is_none()
+    );
+    let dump = store.dump().await.expect("dump");
+    assert!(
+        !dump.contains("bad-1"),
+        "no row of the refused report: {dump}"
+    );
+    assert!(
+        !dump.contains("BS05"),
+        "not even its current_reports row: {dump}"
+    );
+    store.close().await;
+}
+
 async fn reopening_runs_no_migration_twice(backend: Backend) {
     let db = TestDb::new(backend).await;
     let store = open(&db).await;
@@ -338,5 +400,6 @@ on_both_backends!(
     racing_identical_submissions_store_one_revision,
     racing_revisions_get_distinct_gapless_numbers,
     many_units_at_once_lose_nothing,
+    a_failing_report_does_not_take_its_group_down,
     reopening_runs_no_migration_twice,
 );

@@ -3,6 +3,7 @@
 //! processes). All SQL of tonghop lives under this module.
 
 pub mod bench;
+mod group_commit;
 mod postgres;
 mod queries;
 pub mod reviews;

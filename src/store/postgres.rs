@@ -3,7 +3,7 @@
 //! for each other.
 
 use super::queries::sql_store;
-use super::{StoreError, StoreOptions};
+use super::{NewRevision, Recorded, StoreError, StoreOptions};
 use sqlx::PgPool;
 use sqlx::postgres::PgPoolOptions;
 
@@ -24,6 +24,16 @@ impl PgStore {
             .await?;
         Ok(PgStore { pool })
     }
+
+    /// Each call in its own transaction on its own pooled connection: PostgreSQL already
+    /// flushes the WAL of commits that arrive together in one write, and its row locks let
+    /// different reports commit in parallel, across aggregator processes too.
+    async fn record_revision(&self, new: &NewRevision<'_>) -> Result<Recorded, StoreError> {
+        record_alone(&self.pool, new).await
+    }
+
+    /// Nothing is queued outside the pool: its own close waits for transactions in flight.
+    async fn finish_writes(&self) {}
 }
 
 sql_store!(

@@ -40,6 +40,17 @@ pub(super) fn all_revisions_sql() -> String {
     format!("SELECT {REVISION_COLUMNS} FROM submissions s ORDER BY s.seq")
 }
 
+/// What one report's statements did inside a transaction, before its commit.
+pub(crate) enum Step {
+    /// A new revision was written: becomes true only when the transaction commits.
+    Stored(Recorded),
+    /// The submission id was known already (duplicate or conflict); nothing was written.
+    Recognised(Recorded),
+    /// A concurrent writer committed the same submission id first; this transaction wrote
+    /// part of the revision and must be rolled back.
+    Raced,
+}
+
 /// Takes the next revision number for a (unit, data set, period) and, in PostgreSQL, the row
 /// lock that makes a concurrent revision of the same report wait for this one to commit.
 pub(super) const NEXT_REVISION: &str = "INSERT INTO current_reports \
@@ -280,6 +291,128 @@ macro_rules! sql_store {
             })
         }
 
+        /// One report's statements inside a transaction the caller owns and commits: recognise
+        /// its submission id, or take the next revision number and write the revision.
+        pub(super) async fn record_steps(
+            conn: &mut <$db as sqlx::Database>::Connection,
+            new: &$crate::store::NewRevision<'_>,
+        ) -> Result<$crate::store::queries::Step, $crate::store::StoreError> {
+            use $crate::store::queries as q;
+            let report = new.report;
+            let unit = report.unit.as_str();
+            let data_set = report.data_set.as_str();
+            let period = report.period.to_string();
+            let received_at = q::to_micros(new.received_at);
+            let deadline = q::to_micros(new.deadline);
+            let existing = sqlx::query(&q::find_by_submission_sql())
+                .bind(report.submission_id.as_str())
+                .fetch_optional(&mut *conn)
+                .await?;
+            if let Some(row) = existing {
+                let row = decode_revision_row(&row)?;
+                return Ok(q::Step::Recognised(row.recognise(&new.content_hash)?));
+            }
+            let warnings = serde_json::to_string(&new.warnings)
+                .map_err(|e| $crate::store::StoreError::Internal(e.to_string()))?;
+            let revision: i64 = sqlx::query_scalar(q::NEXT_REVISION)
+                .bind(unit)
+                .bind(data_set)
+                .bind(&period)
+                .fetch_one(&mut *conn)
+                .await?;
+            let inserted = sqlx::query_scalar::<_, i64>(q::INSERT_SUBMISSION)
+                .bind(report.submission_id.as_str())
+                .bind(unit)
+                .bind(data_set)
+                .bind(&period)
+                .bind(revision)
+                .bind(&new.content_hash)
+                .bind(&report.prepared_by)
+                .bind(report.client_time.map(q::to_micros))
+                .bind(received_at)
+                .bind(deadline)
+                .bind(new.on_time)
+                .bind(new.window.start)
+                .bind(new.window.end)
+                .bind(&report.narrative.results)
+                .bind(&report.narrative.shortcomings)
+                .bind(&report.narrative.proposals)
+                .bind(&warnings)
+                .fetch_one(&mut *conn)
+                .await;
+            let seq = match inserted {
+                Ok(seq) => seq,
+                // The same submission id committed meanwhile by a racing writer.
+                Err(sqlx::Error::Database(db)) if db.is_unique_violation() => {
+                    return Ok(q::Step::Raced);
+                }
+                Err(e) => return Err(e.into()),
+            };
+            if !report.values.is_empty() {
+                let mut insert = sqlx::QueryBuilder::<$db>::new(q::INSERT_VALUES_PREFIX);
+                insert.push_values(&report.values, |mut row, v| {
+                    row.push_bind(seq)
+                        .push_bind(v.indicator.as_str())
+                        .push_bind(v.value)
+                        .push_bind(v.comment.as_deref());
+                });
+                insert.build().execute(&mut *conn).await?;
+            }
+            sqlx::query(q::POINT_CURRENT_AT)
+                .bind(seq)
+                .bind(unit)
+                .bind(data_set)
+                .bind(&period)
+                .execute(&mut *conn)
+                .await?;
+            let revision = u32::try_from(revision).map_err(|e| {
+                $crate::store::StoreError::Corrupt(format!("revision {revision}: {e}"))
+            })?;
+            Ok(q::Step::Stored($crate::store::Recorded::Stored(
+                $crate::domain::Receipt {
+                    submission_id: report.submission_id.clone(),
+                    revision,
+                    status: if revision == 1 {
+                        $crate::domain::ReceiptStatus::New
+                    } else {
+                        $crate::domain::ReceiptStatus::Revision
+                    },
+                    received_at,
+                    deadline,
+                    on_time: new.on_time,
+                    warnings: new.warnings.clone(),
+                    window: new.window,
+                },
+            )))
+        }
+
+        /// One report in a transaction of its own, committed before it returns. A lost race on
+        /// the submission id starts over, and the first step then recognises the winner.
+        pub(super) async fn record_alone(
+            pool: &sqlx::Pool<$db>,
+            new: &$crate::store::NewRevision<'_>,
+        ) -> Result<$crate::store::Recorded, $crate::store::StoreError> {
+            use $crate::store::queries as q;
+            for _ in 0..q::MAX_RECORD_ATTEMPTS {
+                let mut tx = pool.begin().await?;
+                match record_steps(&mut *tx, new).await? {
+                    q::Step::Stored(recorded) => {
+                        tx.commit().await?;
+                        return Ok(recorded);
+                    }
+                    q::Step::Recognised(recorded) => {
+                        tx.rollback().await?;
+                        return Ok(recorded);
+                    }
+                    q::Step::Raced => tx.rollback().await?,
+                }
+            }
+            Err($crate::store::StoreError::Unavailable(format!(
+                "submission {} kept racing a concurrent write; try again",
+                new.report.submission_id
+            )))
+        }
+
         impl $store {
             async fn visit_rows(
                 &self,
@@ -338,102 +471,7 @@ macro_rules! sql_store {
                 &self,
                 new: &$crate::store::NewRevision<'_>,
             ) -> Result<$crate::store::Recorded, $crate::store::StoreError> {
-                use $crate::store::queries as q;
-                let report = new.report;
-                let unit = report.unit.as_str();
-                let data_set = report.data_set.as_str();
-                let period = report.period.to_string();
-                let received_at = q::to_micros(new.received_at);
-                let deadline = q::to_micros(new.deadline);
-                let warnings = serde_json::to_string(&new.warnings)
-                    .map_err(|e| $crate::store::StoreError::Internal(e.to_string()))?;
-                for _ in 0..q::MAX_RECORD_ATTEMPTS {
-                    let mut tx = self.$writer.begin().await?;
-                    let existing = sqlx::query(&q::find_by_submission_sql())
-                        .bind(report.submission_id.as_str())
-                        .fetch_optional(&mut *tx)
-                        .await?;
-                    if let Some(row) = existing {
-                        let row = decode_revision_row(&row)?;
-                        tx.rollback().await?;
-                        return row.recognise(&new.content_hash);
-                    }
-                    let revision: i64 = sqlx::query_scalar(q::NEXT_REVISION)
-                        .bind(unit)
-                        .bind(data_set)
-                        .bind(&period)
-                        .fetch_one(&mut *tx)
-                        .await?;
-                    let inserted = sqlx::query_scalar::<_, i64>(q::INSERT_SUBMISSION)
-                        .bind(report.submission_id.as_str())
-                        .bind(unit)
-                        .bind(data_set)
-                        .bind(&period)
-                        .bind(revision)
-                        .bind(&new.content_hash)
-                        .bind(&report.prepared_by)
-                        .bind(report.client_time.map(q::to_micros))
-                        .bind(received_at)
-                        .bind(deadline)
-                        .bind(new.on_time)
-                        .bind(new.window.start)
-                        .bind(new.window.end)
-                        .bind(&report.narrative.results)
-                        .bind(&report.narrative.shortcomings)
-                        .bind(&report.narrative.proposals)
-                        .bind(&warnings)
-                        .fetch_one(&mut *tx)
-                        .await;
-                    let seq = match inserted {
-                        Ok(seq) => seq,
-                        // The same submission id committed meanwhile by a racing call: start
-                        // over, and the first step will recognise it.
-                        Err(sqlx::Error::Database(db)) if db.is_unique_violation() => {
-                            tx.rollback().await?;
-                            continue;
-                        }
-                        Err(e) => return Err(e.into()),
-                    };
-                    if !report.values.is_empty() {
-                        let mut insert = sqlx::QueryBuilder::<$db>::new(q::INSERT_VALUES_PREFIX);
-                        insert.push_values(&report.values, |mut row, v| {
-                            row.push_bind(seq)
-                                .push_bind(v.indicator.as_str())
-                                .push_bind(v.value)
-                                .push_bind(v.comment.as_deref());
-                        });
-                        insert.build().execute(&mut *tx).await?;
-                    }
-                    sqlx::query(q::POINT_CURRENT_AT)
-                        .bind(seq)
-                        .bind(unit)
-                        .bind(data_set)
-                        .bind(&period)
-                        .execute(&mut *tx)
-                        .await?;
-                    tx.commit().await?;
-                    let revision = u32::try_from(revision).map_err(|e| {
-                        $crate::store::StoreError::Corrupt(format!("revision {revision}: {e}"))
-                    })?;
-                    return Ok($crate::store::Recorded::Stored($crate::domain::Receipt {
-                        submission_id: report.submission_id.clone(),
-                        revision,
-                        status: if revision == 1 {
-                            $crate::domain::ReceiptStatus::New
-                        } else {
-                            $crate::domain::ReceiptStatus::Revision
-                        },
-                        received_at,
-                        deadline,
-                        on_time: new.on_time,
-                        warnings: new.warnings.clone(),
-                        window: new.window,
-                    }));
-                }
-                Err($crate::store::StoreError::Unavailable(format!(
-                    "submission {} kept racing a concurrent write; try again",
-                    report.submission_id
-                )))
+                self.record_revision(new).await
             }
 
             async fn latest(
@@ -520,6 +558,7 @@ macro_rules! sql_store {
             }
 
             async fn close(&self) {
+                self.finish_writes().await;
                 self.$writer.close().await;
                 self.$reader.close().await;
             }

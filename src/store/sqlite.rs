@@ -1,10 +1,12 @@
 //! SQLite backend: the embedded default. One writer connection (SQLite has one writer anyway,
 //! and a single connection avoids "database is locked" on lock upgrades) and a pool of readers,
 //! which WAL mode lets run while the writer commits. `synchronous = FULL`: an acknowledged
-//! report survives a power cut, not only a process crash.
+//! report survives a power cut, not only a process crash. Reports are written through the
+//! group committer, which shares one commit among the reports that arrive together.
 
+use super::group_commit::GroupCommitter;
 use super::queries::sql_store;
-use super::{StoreError, StoreOptions};
+use super::{NewRevision, Recorded, StoreError, StoreOptions};
 use sqlx::SqlitePool;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use std::str::FromStr;
@@ -12,6 +14,7 @@ use std::str::FromStr;
 pub struct SqliteStore {
     writer: SqlitePool,
     reader: SqlitePool,
+    committer: GroupCommitter,
 }
 
 impl SqliteStore {
@@ -43,7 +46,20 @@ impl SqliteStore {
             .acquire_timeout(options.acquire_timeout)
             .connect_with(connect.read_only(true))
             .await?;
-        Ok(SqliteStore { writer, reader })
+        let committer = GroupCommitter::start(writer.clone());
+        Ok(SqliteStore {
+            writer,
+            reader,
+            committer,
+        })
+    }
+
+    async fn record_revision(&self, new: &NewRevision<'_>) -> Result<Recorded, StoreError> {
+        self.committer.record(new).await
+    }
+
+    async fn finish_writes(&self) {
+        self.committer.finish().await;
     }
 }
 

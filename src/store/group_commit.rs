@@ -1,0 +1,199 @@
+//! Group commit for SQLite. SQLite has one writer, and with `synchronous = FULL` every commit
+//! waits for an fsync: one transaction per report caps ingest at the disk's flush rate. Here
+//! one task owns the writing: it takes every report queued while the previous commit was
+//! flushing, writes them all in one transaction, commits once, and only then answers each
+//! caller. An acknowledgement still means "on disk"; a busy moment just shares one fsync among
+//! many reports. A lone report is written at once, without waiting to gather company.
+
+use super::queries::Step;
+use super::sqlite::{record_alone, record_steps};
+use super::{NewRevision, Recorded, StoreError};
+use crate::domain::{DateWindow, Report};
+use chrono::{DateTime, Utc};
+use sqlx::SqlitePool;
+use tokio::sync::{mpsc, oneshot};
+use tracing::debug;
+
+/// Most reports in one transaction: bounds how long the writer holds SQLite's lock (readers in
+/// WAL mode never wait for it, but a review being written does) and the work redone if the
+/// group fails and falls back to one transaction per report.
+const MAX_GROUP: usize = 256;
+
+/// Reports waiting for the writer beyond this make callers wait to queue: memory stays bounded
+/// whatever the number of connections, and the server's own load shedding sits in front.
+const QUEUE_DEPTH: usize = 4 * MAX_GROUP;
+
+/// `NewRevision` with the report owned, so it can wait in the queue after the call that made
+/// it has handed it over.
+struct QueuedRevision {
+    report: Report,
+    content_hash: String,
+    received_at: DateTime<Utc>,
+    deadline: DateTime<Utc>,
+    on_time: bool,
+    window: DateWindow,
+    warnings: Vec<String>,
+}
+
+impl QueuedRevision {
+    fn from_new(new: &NewRevision<'_>) -> Self {
+        QueuedRevision {
+            report: new.report.clone(),
+            content_hash: new.content_hash.clone(),
+            received_at: new.received_at,
+            deadline: new.deadline,
+            on_time: new.on_time,
+            window: new.window,
+            warnings: new.warnings.clone(),
+        }
+    }
+
+    fn as_new(&self) -> NewRevision<'_> {
+        NewRevision {
+            report: &self.report,
+            content_hash: self.content_hash.clone(),
+            received_at: self.received_at,
+            deadline: self.deadline,
+            on_time: self.on_time,
+            window: self.window,
+            warnings: self.warnings.clone(),
+        }
+    }
+}
+
+struct Pending {
+    revision: QueuedRevision,
+    reply: oneshot::Sender<Result<Recorded, StoreError>>,
+}
+
+enum Command {
+    /// Boxed: a queue slot then costs a pointer, not a whole revision.
+    Record(Box<Pending>),
+    /// Answered once every report queued before it is committed.
+    Finish(oneshot::Sender<()>),
+}
+
+/// The handle callers write through; the writing task lives as long as the store.
+pub(super) struct GroupCommitter {
+    commands: mpsc::Sender<Command>,
+}
+
+impl GroupCommitter {
+    /// Starts the writing task on the current tokio runtime.
+    pub(super) fn start(writer: SqlitePool) -> Self {
+        let (commands, queue) = mpsc::channel(QUEUE_DEPTH);
+        tokio::spawn(write_groups(writer, queue));
+        GroupCommitter { commands }
+    }
+
+    /// Returns after the transaction holding this report has committed (or failed).
+    pub(super) async fn record(&self, new: &NewRevision<'_>) -> Result<Recorded, StoreError> {
+        let (reply, answer) = oneshot::channel();
+        let pending = Pending {
+            revision: QueuedRevision::from_new(new),
+            reply,
+        };
+        self.commands
+            .send(Command::Record(Box::new(pending)))
+            .await
+            .map_err(|_| closed())?;
+        // A dropped reply means the writer stopped before answering: not stored as far as
+        // the caller can know, so it must retry (its submission id makes a retry safe).
+        answer.await.map_err(|_| closed())?
+    }
+
+    /// Waits until everything queued so far is committed and stops the writer.
+    pub(super) async fn finish(&self) {
+        let (done, finished) = oneshot::channel();
+        if self.commands.send(Command::Finish(done)).await.is_ok() {
+            let _ = finished.await;
+        }
+    }
+}
+
+fn closed() -> StoreError {
+    StoreError::Unavailable("the store is shutting down; nothing was written".into())
+}
+
+async fn write_groups(writer: SqlitePool, mut queue: mpsc::Receiver<Command>) {
+    let mut group: Vec<Pending> = Vec::with_capacity(MAX_GROUP);
+    while let Some(first) = queue.recv().await {
+        let mut finish = None;
+        match first {
+            Command::Record(p) => group.push(*p),
+            Command::Finish(done) => finish = Some(done),
+        }
+        // Whatever queued up while the last commit flushed joins this one.
+        while finish.is_none() && group.len() < MAX_GROUP {
+            match queue.try_recv() {
+                Ok(Command::Record(p)) => group.push(*p),
+                Ok(Command::Finish(done)) => finish = Some(done),
+                Err(_) => break,
+            }
+        }
+        if !group.is_empty() {
+            commit_group(&writer, std::mem::take(&mut group)).await;
+        }
+        if let Some(done) = finish {
+            queue.close();
+            // Reports that slipped in before the close still get written, not dropped.
+            while let Some(command) = queue.recv().await {
+                match command {
+                    Command::Record(p) => commit_group(&writer, vec![*p]).await,
+                    Command::Finish(other) => {
+                        let _ = other.send(());
+                    }
+                }
+            }
+            let _ = done.send(());
+            return;
+        }
+    }
+}
+
+async fn commit_group(writer: &SqlitePool, group: Vec<Pending>) {
+    let size = group.len();
+    match try_group(writer, &group).await {
+        Ok(recorded) => {
+            debug!(reports = size, "group committed");
+            for (pending, recorded) in group.into_iter().zip(recorded) {
+                // A caller that hung up will learn the outcome from its retry's duplicate.
+                let _ = pending.reply.send(Ok(recorded));
+            }
+        }
+        Err(e) if size == 1 => {
+            for pending in group {
+                let _ = pending.reply.send(Err(e.clone()));
+            }
+        }
+        Err(e) => {
+            // One report's failure must not fail the others: the group was rolled back as a
+            // whole, so each report gets a transaction of its own and its own answer.
+            debug!(reports = size, error = %e, "group failed; committing one by one");
+            for pending in group {
+                let recorded = record_alone(writer, &pending.revision.as_new()).await;
+                let _ = pending.reply.send(recorded);
+            }
+        }
+    }
+}
+
+/// The whole group in one transaction; any failure rolls all of it back (the transaction is
+/// dropped uncommitted), so nothing half-written is ever answered.
+async fn try_group(writer: &SqlitePool, group: &[Pending]) -> Result<Vec<Recorded>, StoreError> {
+    let mut tx = writer.begin().await?;
+    let mut recorded = Vec::with_capacity(group.len());
+    for pending in group {
+        match record_steps(&mut tx, &pending.revision.as_new()).await? {
+            Step::Stored(r) | Step::Recognised(r) => recorded.push(r),
+            Step::Raced => {
+                return Err(StoreError::Unavailable(format!(
+                    "submission {} was written by another process meanwhile",
+                    pending.revision.report.submission_id
+                )));
+            }
+        }
+    }
+    tx.commit().await?;
+    Ok(recorded)
+}
