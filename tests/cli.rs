@@ -3,13 +3,10 @@
 
 mod common;
 
+use common::serve::{self, BIN, Server};
 use common::{Backend, TestDb};
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
-
-const BIN: &str = env!("CARGO_BIN_EXE_tonghop");
+use std::process::Command;
 
 fn example(name: &str) -> String {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -17,46 +14,6 @@ fn example(name: &str) -> String {
         .join(name)
         .display()
         .to_string()
-}
-
-/// Starts `tonghop serve` on port 0 and reads the bound address from its log.
-fn serve(database_url: &str) -> (Child, String) {
-    let mut child = Command::new(BIN)
-        .args([
-            "serve",
-            "--insecure",
-            "--listen",
-            "127.0.0.1:0",
-            "--database-url",
-            database_url,
-        ])
-        .env("RUST_LOG", "info")
-        .env("NO_COLOR", "1")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start tonghop serve");
-    let stderr = child.stderr.take().expect("stderr piped");
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let mut sent = false;
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if !sent && let Some(rest) = line.split("addr=").nth(1) {
-                let addr = rest
-                    .split_whitespace()
-                    .next()
-                    .unwrap_or_default()
-                    .to_string();
-                let _ = tx.send(addr);
-                sent = true;
-            }
-            // Keep draining so the server never blocks on a full pipe.
-        }
-    });
-    let addr = rx
-        .recv_timeout(Duration::from_secs(60))
-        .expect("server logs its address");
-    (child, format!("http://{addr}"))
 }
 
 fn submit(endpoint: &str, file: &str) -> std::process::Output {
@@ -67,30 +24,11 @@ fn submit(endpoint: &str, file: &str) -> std::process::Output {
         .expect("run tonghop submit")
 }
 
-fn terminate(mut child: Child) -> std::process::ExitStatus {
-    let pid = child.id().to_string();
-    let killed = Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .expect("kill -TERM");
-    assert!(killed.success());
-    let started = Instant::now();
-    loop {
-        if let Some(status) = child.try_wait().expect("wait") {
-            return status;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "server did not stop on SIGTERM"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn submit_to_serve_on_postgres_then_duplicate_then_sigterm() {
     let db = TestDb::new(Backend::Postgres).await;
-    let (server, endpoint) = serve(&db.url);
+    let mut server = Server::start(serve::insecure("127.0.0.1:0", &db.url));
+    let endpoint = server.endpoint();
 
     let first = submit(&endpoint, &example("report-BS03-201909.toml"));
     let stdout = String::from_utf8_lossy(&first.stdout);
@@ -150,7 +88,7 @@ async fn submit_to_serve_on_postgres_then_duplicate_then_sigterm() {
     assert_eq!(revisions.len(), 2);
     store.close().await;
 
-    let status = terminate(server);
+    let status = server.terminate();
     assert!(status.success(), "SIGTERM is a clean stop: {status:?}");
 }
 
@@ -231,49 +169,16 @@ async fn certs_init_then_serve_and_submit_over_mutual_tls() {
     assert!(String::from_utf8_lossy(&init.stdout).contains("wrote 30 files"));
 
     let db = format!("sqlite://{}", dir.path().join("t.db").display());
-    let mut child = Command::new(BIN)
-        .args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--database-url",
-            &db,
-            "--tls-ca",
-        ])
+    let mut command = serve::command();
+    command
+        .args(["--listen", "127.0.0.1:0", "--database-url", &db, "--tls-ca"])
         .arg(pki.join("ca.pem"))
         .arg("--tls-cert")
         .arg(pki.join("server.pem"))
         .arg("--tls-key")
-        .arg(pki.join("server-key.pem"))
-        .env("RUST_LOG", "info")
-        .env("NO_COLOR", "1")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start tonghop serve");
-    let stderr = child.stderr.take().expect("stderr");
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let mut sent = false;
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if !sent
-                && line.contains("aggregator listening")
-                && let Some(rest) = line.split("addr=").nth(1)
-            {
-                let _ = tx.send(
-                    rest.split_whitespace()
-                        .next()
-                        .unwrap_or_default()
-                        .to_string(),
-                );
-                sent = true;
-            }
-        }
-    });
-    let addr = rx
-        .recv_timeout(Duration::from_secs(60))
-        .expect("address logged");
-    let endpoint = format!("https://{addr}");
+        .arg(pki.join("server-key.pem"));
+    let mut server = Server::start(command);
+    let endpoint = format!("https://{}", server.addr);
     let submit_as = |unit: &str| {
         Command::new(BIN)
             .args([
@@ -307,5 +212,5 @@ async fn certs_init_then_serve_and_submit_over_mutual_tls() {
         stderr.contains("unit:BS04 may not submit a report for BS03"),
         "{stderr}"
     );
-    assert!(terminate(child).success());
+    assert!(server.terminate().success());
 }

@@ -5,50 +5,23 @@
 
 mod common;
 
+use common::serve::{self, Server};
 use common::valid_report;
 use std::collections::HashSet;
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tonghop::grpc::client::AggregatorClient;
 
-const BIN: &str = env!("CARGO_BIN_EXE_tonghop");
 const CLIENTS: usize = 8;
 const REPORTS_EACH: usize = 40;
 
-/// `tonghop serve --insecure` on a fixed address, returning once it listens.
-fn serve(db: &str, addr: &str) -> Child {
-    let mut child = Command::new(BIN)
-        .args([
-            "serve",
-            "--insecure",
-            "--listen",
-            addr,
-            "--database-url",
-            db,
-        ])
-        .env("RUST_LOG", "info")
-        .env("NO_COLOR", "1")
-        .env("TONGHOP_REVIEW_SCHEDULE", "")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start tonghop serve");
-    let stderr = child.stderr.take().expect("stderr");
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let mut sent = false;
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if !sent && line.contains("aggregator listening") {
-                let _ = tx.send(());
-                sent = true;
-            }
-        }
-    });
-    rx.recv_timeout(Duration::from_secs(60))
-        .expect("server listening");
-    child
+/// `tonghop serve --insecure` on a fixed address (the clients keep it across the restart),
+/// returning once it listens; the review schedule off, so that no catch-up review at start runs
+/// during the load.
+fn serve(db: &str, addr: &str) -> Server {
+    let mut command = serve::insecure(addr, db);
+    command.env("TONGHOP_REVIEW_SCHEDULE", "");
+    Server::start(command)
 }
 
 fn free_address() -> String {
@@ -106,11 +79,7 @@ async fn sigkill_mid_load_loses_no_acknowledged_report_and_counts_exactly() {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     let before_kill: HashSet<String> = acknowledged.lock().expect("lock").clone();
-    let status = Command::new("kill")
-        .args(["-KILL", &server.id().to_string()])
-        .status()
-        .expect("kill -KILL");
-    assert!(status.success());
+    assert!(server.signal("KILL").success());
     let _ = server.wait();
 
     // Every acknowledgement given before the kill survived it.
@@ -171,8 +140,6 @@ async fn sigkill_mid_load_loses_no_acknowledged_report_and_counts_exactly() {
         before_kill.len()
     );
     store.close().await;
-    let _ = Command::new("kill")
-        .args(["-TERM", &server.id().to_string()])
-        .status();
+    let _ = server.signal("TERM");
     let _ = server.wait();
 }

@@ -13,137 +13,31 @@
 
 mod common;
 
+use common::serve::{self, Server, Starting};
 use common::{Backend, TestDb, set_value, valid_report};
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tonghop::analytics::Scope;
 use tonghop::domain::{PeriodId, ReceiptStatus};
-use tonghop::grpc::client::AggregatorClient;
 
-const BIN: &str = env!("CARGO_BIN_EXE_tonghop");
-
-/// One `tonghop serve --insecure` process on port 0, its address read from its log, and its log
-/// kept for the failure message.
-struct Server {
-    child: Option<Child>,
-    endpoint: String,
-    log: Arc<Mutex<Vec<String>>>,
+/// Starts `n` `tonghop serve --insecure` processes at once on the same database, so that they
+/// race on its migrations.
+fn start_together(database_url: &str, n: usize) -> Vec<Server> {
+    let starting: Vec<Starting> = (0..n)
+        .map(|_| Server::spawn(serve::insecure("127.0.0.1:0", database_url)))
+        .collect();
+    starting.into_iter().map(Starting::listening).collect()
 }
 
-impl Server {
-    fn start(
-        database_url: &str,
-    ) -> (
-        Child,
-        std::sync::mpsc::Receiver<String>,
-        Arc<Mutex<Vec<String>>>,
-    ) {
-        let mut child = Command::new(BIN)
-            .args([
-                "serve",
-                "--insecure",
-                "--listen",
-                "127.0.0.1:0",
-                "--database-url",
-                database_url,
-            ])
-            .env("RUST_LOG", "info")
-            .env("NO_COLOR", "1")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start tonghop serve");
-        let stderr = child.stderr.take().expect("stderr piped");
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let (tx, rx) = std::sync::mpsc::channel();
-        let lines = log.clone();
-        std::thread::spawn(move || {
-            let mut sent = false;
-            // Keep draining so the server never blocks on a full pipe.
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if !sent && let Some(rest) = line.split("addr=").nth(1) {
-                    let addr = rest.split_whitespace().next().unwrap_or_default();
-                    let _ = tx.send(addr.to_string());
-                    sent = true;
-                }
-                lines.lock().expect("log lock").push(line);
-            }
-        });
-        (child, rx, log)
-    }
-
-    /// Starts `n` processes at once on the same database, so that they race on its migrations.
-    fn start_together(database_url: &str, n: usize) -> Vec<Server> {
-        let started: Vec<_> = (0..n).map(|_| Self::start(database_url)).collect();
-        started
-            .into_iter()
-            .map(|(child, rx, log)| {
-                let addr = rx
-                    .recv_timeout(Duration::from_secs(60))
-                    .unwrap_or_else(|_| {
-                        panic!(
-                            "a server did not log its address:\n{}",
-                            log.lock().expect("log lock").join("\n")
-                        )
-                    });
-                Server {
-                    child: Some(child),
-                    endpoint: format!("http://{addr}"),
-                    log,
-                }
-            })
-            .collect()
-    }
-
-    fn log_text(&self) -> String {
-        self.log.lock().expect("log lock").join("\n")
-    }
-
-    async fn client(&self) -> AggregatorClient {
-        AggregatorClient::connect(&self.endpoint)
-            .await
-            .expect("connect to a server")
-    }
-
-    /// SIGTERM, as systemd and Docker stop it: the process must end cleanly.
-    fn terminate(mut self) {
-        let mut child = self.child.take().expect("running");
-        let status = Command::new("kill")
-            .args(["-TERM", &child.id().to_string()])
-            .status()
-            .expect("kill -TERM");
-        assert!(status.success());
-        let started = Instant::now();
-        let status = loop {
-            if let Some(status) = child.try_wait().expect("wait") {
-                break status;
-            }
-            assert!(
-                started.elapsed() < Duration::from_secs(30),
-                "server did not stop on SIGTERM"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        };
-        assert!(
-            status.success(),
-            "clean stop: {status:?}\n{}",
-            self.log_text()
-        );
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        // A failed assertion must not leave a server running (and its database in use).
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
+/// SIGTERM, as systemd and Docker stop it: the process must end cleanly.
+fn terminate(mut server: Server) {
+    let status = server.terminate();
+    assert!(
+        status.success(),
+        "clean stop: {status:?}\n{}",
+        server.log_text()
+    );
 }
 
 fn scope(period: &str) -> Scope {
@@ -162,7 +56,7 @@ const DISTRICTS: [&str; 10] = [
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_processes_on_one_postgres_database_see_every_report() {
     let db = TestDb::new(Backend::Postgres).await;
-    let servers = Server::start_together(&db.url, 2);
+    let servers = start_together(&db.url, 2);
     for server in &servers {
         assert!(
             server.log_text().contains("store ready"),
@@ -280,7 +174,7 @@ async fn two_processes_on_one_postgres_database_see_every_report() {
     assert_eq!(seen.answer.total.received, 1, "no sleep, no refresh call");
 
     for server in servers {
-        server.terminate();
+        terminate(server);
     }
 }
 
@@ -290,7 +184,7 @@ async fn two_processes_on_one_postgres_database_see_every_report() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scheduled_review_runs_once_across_processes() {
     let db = TestDb::new(Backend::Postgres).await;
-    let servers = Server::start_together(&db.url, 2);
+    let servers = start_together(&db.url, 2);
     let mut clients = Vec::new();
     for server in &servers {
         clients.push(server.client().await);
@@ -318,7 +212,7 @@ async fn scheduled_review_runs_once_across_processes() {
         .sum();
     assert_eq!(taken, 1, "exactly one process wrote it");
     for server in servers {
-        server.terminate();
+        terminate(server);
     }
 }
 

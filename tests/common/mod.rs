@@ -1,6 +1,9 @@
 //! Shared test harness: a real aggregator on a real socket (port 0), over a real SQLite file or
-//! a PostgreSQL database of its own, created for the test and dropped after it.
+//! a PostgreSQL database of its own, created for the test and dropped after it; `serve` starts
+//! the built binary as a process of its own instead.
 #![allow(dead_code)] // each test crate uses a different part of the harness
+
+pub mod serve;
 
 use std::sync::Arc;
 use tonghop::config::Settings;
