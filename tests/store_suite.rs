@@ -237,10 +237,17 @@ async fn racing_revisions_get_distinct_gapless_numbers(backend: Backend) {
             store.record(&new_revision(&checked)).await
         }));
     }
+    // Submission s-i carries tiep_cong_dan = i, so each revision can be traced to its sender.
     let mut revisions = Vec::new();
-    for task in tasks {
+    let mut sender_of_last = None;
+    for (i, task) in tasks.into_iter().enumerate() {
         match task.await.expect("task").expect("record") {
-            Recorded::Stored(r) => revisions.push(r.revision),
+            Recorded::Stored(r) => {
+                if r.revision == 8 {
+                    sender_of_last = Some(i as f64);
+                }
+                revisions.push(r.revision);
+            }
             other => panic!("each submission is new: {other:?}"),
         }
     }
@@ -252,6 +259,16 @@ async fn racing_revisions_get_distinct_gapless_numbers(backend: Backend) {
         .expect("read")
         .expect("present");
     assert_eq!(latest.revision, 8, "reads see the highest revision");
+    let value = latest
+        .report
+        .values
+        .iter()
+        .find(|v| v.indicator.as_str() == "tiep_cong_dan")
+        .map(|v| v.value);
+    assert_eq!(
+        value, sender_of_last,
+        "the current report is the one whose receipt said revision 8"
+    );
     store.close().await;
 }
 

@@ -5,8 +5,8 @@
 //! caller. An acknowledgement still means "on disk"; a busy moment just shares one fsync among
 //! many reports. A lone report is written at once, without waiting to gather company.
 
-use super::queries::Step;
-use super::sqlite::{record_alone, record_steps};
+use super::group_write::write_group;
+use super::sqlite::record_alone;
 use super::{NewRevision, Recorded, StoreError};
 use crate::domain::{DateWindow, Report};
 use chrono::{DateTime, Utc};
@@ -181,19 +181,9 @@ async fn commit_group(writer: &SqlitePool, group: Vec<Pending>) {
 /// The whole group in one transaction; any failure rolls all of it back (the transaction is
 /// dropped uncommitted), so nothing half-written is ever answered.
 async fn try_group(writer: &SqlitePool, group: &[Pending]) -> Result<Vec<Recorded>, StoreError> {
+    let revisions: Vec<NewRevision<'_>> = group.iter().map(|p| p.revision.as_new()).collect();
     let mut tx = writer.begin().await?;
-    let mut recorded = Vec::with_capacity(group.len());
-    for pending in group {
-        match record_steps(&mut tx, &pending.revision.as_new()).await? {
-            Step::Stored(r) | Step::Recognised(r) => recorded.push(r),
-            Step::Raced => {
-                return Err(StoreError::Unavailable(format!(
-                    "submission {} was written by another process meanwhile",
-                    pending.revision.report.submission_id
-                )));
-            }
-        }
-    }
+    let recorded = write_group(&mut tx, &revisions).await?;
     tx.commit().await?;
     Ok(recorded)
 }

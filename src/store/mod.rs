@@ -4,6 +4,7 @@
 
 pub mod bench;
 mod group_commit;
+mod group_write;
 mod postgres;
 mod queries;
 pub mod reviews;

@@ -3,7 +3,7 @@
 //! DOUBLE/REAL, BOOLEAN, timestamps and dates through chrono). `sql_store!` expands to the
 //! `Store` implementation for one backend's pool type.
 
-use super::{Recorded, StoreError, StoredRevision};
+use super::{NewRevision, Recorded, StoreError, StoredRevision};
 use crate::domain::{
     DataSetCode, DataValue, DateWindow, IndicatorCode, Narrative, PeriodId, Receipt, ReceiptStatus,
     Report, SubmissionId, UnitCode,
@@ -108,7 +108,26 @@ pub(crate) fn to_micros(t: DateTime<Utc>) -> DateTime<Utc> {
     DateTime::from_timestamp_micros(t.timestamp_micros()).unwrap_or(t)
 }
 
+/// The receipt of a revision just written as number `revision`.
+pub(super) fn stored_receipt(new: &NewRevision<'_>, revision: u32) -> Receipt {
+    Receipt {
+        submission_id: new.report.submission_id.clone(),
+        revision,
+        status: if revision == 1 {
+            ReceiptStatus::New
+        } else {
+            ReceiptStatus::Revision
+        },
+        received_at: to_micros(new.received_at),
+        deadline: to_micros(new.deadline),
+        on_time: new.on_time,
+        warnings: new.warnings.clone(),
+        window: new.window,
+    }
+}
+
 /// A `submissions` row, decoded but not yet checked.
+#[derive(Clone)]
 pub(super) struct RevisionRow {
     pub seq: i64,
     pub submission_id: String,
@@ -242,7 +261,7 @@ impl RevisionRow {
 /// database `$db` (they may be the same pool).
 macro_rules! sql_store {
     ($store:ty, $db:ty, writer = $writer:ident, reader = $reader:ident, name = $name:expr) => {
-        fn decode_revision_row(
+        pub(super) fn decode_revision_row(
             row: &<$db as sqlx::Database>::Row,
         ) -> Result<$crate::store::queries::RevisionRow, sqlx::Error> {
             use sqlx::Row;
@@ -369,20 +388,7 @@ macro_rules! sql_store {
                 $crate::store::StoreError::Corrupt(format!("revision {revision}: {e}"))
             })?;
             Ok(q::Step::Stored($crate::store::Recorded::Stored(
-                $crate::domain::Receipt {
-                    submission_id: report.submission_id.clone(),
-                    revision,
-                    status: if revision == 1 {
-                        $crate::domain::ReceiptStatus::New
-                    } else {
-                        $crate::domain::ReceiptStatus::Revision
-                    },
-                    received_at,
-                    deadline,
-                    on_time: new.on_time,
-                    warnings: new.warnings.clone(),
-                    window: new.window,
-                },
+                q::stored_receipt(new, revision),
             )))
         }
 
