@@ -140,16 +140,24 @@ fn rank_period(
     ranked_indicators: &[(IndicatorCode, Ranking)],
     per_capita: bool,
 ) -> Result<Ranked, AnalyticsError> {
+    // The table's unit rows by (unit, indicator): one hash look-up per cell instead of a scan
+    // of the whole table (units × indicators rows) for each of them.
+    let cells: HashMap<(&str, &str), Option<f64>> = table
+        .rows
+        .iter()
+        .filter(|row| !row.is_total)
+        .map(|row| ((row.unit.as_str(), row.indicator.as_str()), row.value))
+        .collect();
     // Long frame: one row per (indicator, unit), values nulled where unknown.
     let mut key = Vec::new();
     let mut unit_index = Vec::new();
     let mut score: Vec<Option<f64>> = Vec::new();
     for (k, (code, ranking)) in ranked_indicators.iter().enumerate() {
         for (u, (unit, population)) in units.iter().enumerate() {
-            let raw = table
-                .value(unit.as_str(), code.as_str())
-                .filter(|row| !row.is_total)
-                .and_then(|row| row.value);
+            let raw = cells
+                .get(&(unit.as_str(), code.as_str()))
+                .copied()
+                .flatten();
             let value = match raw {
                 Some(v) if per_capita && ranking.per_capita => {
                     (*population > 0).then(|| v / *population as f64 * 10_000.0)

@@ -242,9 +242,9 @@ pub(crate) fn over_time(values: LazyFrame, rules: LazyFrame, group: &[&str]) -> 
         .agg([
             col(C_VALUE).sum().alias("sum"),
             col(C_VALUE).max().alias("max"),
+            // The value of the report ending last: one pass per group, no per-group sort.
             col(C_VALUE)
-                .sort_by([col(C_LAST)], SortMultipleOptions::default())
-                .last()
+                .get(col(C_LAST).arg_max(), false)
                 .alias("last"),
         ])
         .join(
@@ -283,6 +283,53 @@ pub(crate) fn over_units(per_unit: LazyFrame, rules: LazyFrame, group: &[&str]) 
             col("rule").first(),
         ])
         .select(out)
+}
+
+/// Node totals per `group` and indicator straight from the values, by the same rules as
+/// `over_units(over_time(..))` but without the per-unit step where a rule does not need it: a
+/// flow's total over units and months is the sum of all its values, a maximum's the largest of
+/// them. Only stocks (each unit's latest value, then summed) go through the per-unit group-by,
+/// which at national size is the costly one (units × indicators × periods groups).
+pub(crate) fn totals_over_time_and_units(
+    values: LazyFrame,
+    rules: LazyFrame,
+    group: &[&str],
+) -> PolarsResult<LazyFrame> {
+    let mut keys: Vec<Expr> = group.iter().map(|g| col(*g)).collect();
+    keys.push(col(C_INDICATOR));
+    let mut out = keys.clone();
+    out.push(
+        when(col("rule").eq(lit(2u32)))
+            .then(col("max"))
+            .otherwise(col("sum"))
+            .alias(C_VALUE),
+    );
+    let with_rules = values.join(
+        rules.clone(),
+        [col(C_INDICATOR)],
+        [col(C_INDICATOR)],
+        JoinArgs::new(JoinType::Inner),
+    );
+    let flows_and_maxima = with_rules
+        .clone()
+        .filter(col("rule").neq(lit(1u32)))
+        .group_by(keys)
+        .agg([
+            col(C_VALUE).sum().alias("sum"),
+            col(C_VALUE).max().alias("max"),
+            col("rule").first(),
+        ])
+        .select(out);
+    let stocks = over_units(
+        over_time(
+            with_rules.filter(col("rule").eq(lit(1u32))),
+            rules.clone(),
+            group,
+        ),
+        rules,
+        group,
+    );
+    concat([flows_and_maxima, stocks], UnionArgs::default())
 }
 
 /// (unit id or u32::MAX for the total, indicator id) → value, from a collected frame.
@@ -486,8 +533,7 @@ pub fn series(
             .cast(DataType::Int32)
             .alias("bucket"),
     );
-    let per_unit = over_time(bucketed, rules.clone(), &["bucket"]);
-    let totals = over_units(per_unit, rules, &["bucket"]).collect()?;
+    let totals = totals_over_time_and_units(bucketed, rules, &["bucket"])?.collect()?;
     let bucket = totals.column("bucket")?.i32()?;
     let indicator = totals.column(C_INDICATOR)?.u32()?;
     let value = totals.column(C_VALUE)?.f64()?;
