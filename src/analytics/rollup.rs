@@ -243,9 +243,7 @@ pub(crate) fn over_time(values: LazyFrame, rules: LazyFrame, group: &[&str]) -> 
             col(C_VALUE).sum().alias("sum"),
             col(C_VALUE).max().alias("max"),
             // The value of the report ending last: one pass per group, no per-group sort.
-            col(C_VALUE)
-                .get(col(C_LAST).arg_max(), false)
-                .alias("last"),
+            col(C_VALUE).get(col(C_LAST).arg_max(), false).alias("last"),
         ])
         .join(
             rules,
@@ -285,16 +283,30 @@ pub(crate) fn over_units(per_unit: LazyFrame, rules: LazyFrame, group: &[&str]) 
         .select(out)
 }
 
+/// A base indicator with its id in the read model's dictionary.
+type BaseIndicator<'c> = (u32, &'c Indicator);
+
 /// Node totals per `group` and indicator straight from the values, by the same rules as
 /// `over_units(over_time(..))` but without the per-unit step where a rule does not need it: a
 /// flow's total over units and months is the sum of all its values, a maximum's the largest of
 /// them. Only stocks (each unit's latest value, then summed) go through the per-unit group-by,
-/// which at national size is the costly one (units × indicators × periods groups).
+/// which at national size is the costly one (units × indicators × periods groups). The rules
+/// are joined after aggregating, to a few hundred rows rather than to every value.
 pub(crate) fn totals_over_time_and_units(
     values: LazyFrame,
-    rules: LazyFrame,
+    base: &[(u32, &Indicator)],
     group: &[&str],
 ) -> PolarsResult<LazyFrame> {
+    let (stocks, others): (Vec<BaseIndicator<'_>>, Vec<BaseIndicator<'_>>) = base
+        .iter()
+        .partition(|(_, i)| i.aggregation == Aggregation::Last);
+    let ids = |part: &[(u32, &Indicator)]| {
+        lit(Series::new(
+            "i".into(),
+            part.iter().map(|(id, _)| *id).collect::<Vec<u32>>(),
+        ))
+        .implode(false)
+    };
     let mut keys: Vec<Expr> = group.iter().map(|g| col(*g)).collect();
     keys.push(col(C_INDICATOR));
     let mut out = keys.clone();
@@ -304,32 +316,48 @@ pub(crate) fn totals_over_time_and_units(
             .otherwise(col("sum"))
             .alias(C_VALUE),
     );
-    let with_rules = values.join(
-        rules.clone(),
-        [col(C_INDICATOR)],
-        [col(C_INDICATOR)],
-        JoinArgs::new(JoinType::Inner),
-    );
-    let flows_and_maxima = with_rules
-        .clone()
-        .filter(col("rule").neq(lit(1u32)))
-        .group_by(keys)
-        .agg([
-            col(C_VALUE).sum().alias("sum"),
-            col(C_VALUE).max().alias("max"),
-            col("rule").first(),
-        ])
-        .select(out);
-    let stocks = over_units(
-        over_time(
-            with_rules.filter(col("rule").eq(lit(1u32))),
-            rules.clone(),
+    if base.is_empty() {
+        // No indicator at all: the general path gives the empty answer with the right columns.
+        let rules = rules_frame(base)?;
+        return Ok(over_units(
+            over_time(values, rules.clone(), group),
+            rules,
             group,
-        ),
-        rules,
-        group,
-    );
-    concat([flows_and_maxima, stocks], UnionArgs::default())
+        ));
+    }
+    let mut parts = Vec::new();
+    if !others.is_empty() {
+        parts.push(
+            values
+                .clone()
+                .filter(col(C_INDICATOR).is_in(ids(&others), false))
+                .group_by(keys)
+                .agg([
+                    col(C_VALUE).sum().alias("sum"),
+                    col(C_VALUE).max().alias("max"),
+                ])
+                .join(
+                    rules_frame(&others)?,
+                    [col(C_INDICATOR)],
+                    [col(C_INDICATOR)],
+                    JoinArgs::new(JoinType::Inner),
+                )
+                .select(out),
+        );
+    }
+    if !stocks.is_empty() {
+        let rules = rules_frame(&stocks)?;
+        parts.push(over_units(
+            over_time(
+                values.filter(col(C_INDICATOR).is_in(ids(&stocks), false)),
+                rules.clone(),
+                group,
+            ),
+            rules,
+            group,
+        ));
+    }
+    concat(parts, UnionArgs::default())
 }
 
 /// (unit id or u32::MAX for the total, indicator id) → value, from a collected frame.
@@ -525,7 +553,6 @@ pub fn series(
     }
     let (a, _) = month_range(&first);
     let (_, b) = month_range(&through);
-    let rules = rules_frame(&r.base)?;
     let bucketed = scoped_values(model, &r, a, b).with_column(
         // (m_first − a) ≥ 0, so truncating the quotient floors it (and needs no extra polars
         // feature).
@@ -533,7 +560,7 @@ pub fn series(
             .cast(DataType::Int32)
             .alias("bucket"),
     );
-    let totals = totals_over_time_and_units(bucketed, rules, &["bucket"])?.collect()?;
+    let totals = totals_over_time_and_units(bucketed, &r.base, &["bucket"])?.collect()?;
     let bucket = totals.column("bucket")?.i32()?;
     let indicator = totals.column(C_INDICATOR)?.u32()?;
     let value = totals.column(C_VALUE)?.f64()?;
