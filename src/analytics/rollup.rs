@@ -210,20 +210,73 @@ fn by_rule(sum: &str, last: &str, max: &str) -> Expr {
 }
 
 /// The model's values for the scope's data set, units and base indicators in months `a..=b`.
-pub(crate) fn scoped_values(model: &ReadModel, r: &Resolved<'_>, a: i32, b: i32) -> LazyFrame {
-    let unit_ids: Vec<u32> = r.units.iter().map(|(id, _, _)| *id).collect();
-    let indicator_ids: Vec<u32> = r.base.iter().map(|(id, _)| *id).collect();
-    model.values().clone().lazy().filter(
-        col(C_DATA_SET)
-            .eq(lit(r.data_set_id))
-            .and(col(C_FIRST).gt_eq(lit(a)))
-            .and(col(C_LAST).lt_eq(lit(b)))
-            .and(col(C_UNIT).is_in(lit(Series::new("u".into(), unit_ids)).implode(false), false))
-            .and(col(C_INDICATOR).is_in(
-                lit(Series::new("i".into(), indicator_ids)).implode(false),
-                false,
-            )),
-    )
+///
+/// The rows to keep are picked in one plain pass over the id columns, with the scope's units
+/// and indicators as dense lookup tables (ids are small integers): at national size polars'
+/// `is_in` hashed each of the 24 million unit ids and was the largest cost of the query.
+pub(crate) fn scoped_values(
+    model: &ReadModel,
+    r: &Resolved<'_>,
+    a: i32,
+    b: i32,
+) -> PolarsResult<LazyFrame> {
+    let lookup_table = |ids: Vec<u32>| {
+        let mut table = vec![false; ids.iter().max().map_or(0, |m| *m as usize + 1)];
+        for id in ids {
+            table[id as usize] = true;
+        }
+        table
+    };
+    let unit_in = lookup_table(r.units.iter().map(|(id, _, _)| *id).collect());
+    let indicator_in = lookup_table(r.base.iter().map(|(id, _)| *id).collect());
+    let contains = |table: &[bool], id: u32| table.get(id as usize).copied().unwrap_or(false);
+    let values = model.values();
+    let data_set = values.column(C_DATA_SET)?.u32()?;
+    let unit = values.column(C_UNIT)?.u32()?;
+    let first = values.column(C_FIRST)?.i32()?;
+    let last = values.column(C_LAST)?.i32()?;
+    let indicator = values.column(C_INDICATOR)?.u32()?;
+    let wanted = |d: u32, u: u32, f: i32, l: i32, i: u32| {
+        d == r.data_set_id
+            && f >= a
+            && l <= b
+            && contains(&unit_in, u)
+            && contains(&indicator_in, i)
+    };
+    let aligned = [
+        unit.chunk_lengths().collect::<Vec<_>>(),
+        first.chunk_lengths().collect(),
+        last.chunk_lengths().collect(),
+        indicator.chunk_lengths().collect(),
+    ]
+    .iter()
+    .all(|lengths| lengths.iter().copied().eq(data_set.chunk_lengths()));
+    // The id columns are built without nulls (see `ReadModel::apply`).
+    let mut keep: Vec<bool> = Vec::with_capacity(values.height());
+    if aligned {
+        // Chunk by chunk over plain slices: a tight loop the compiler can unroll.
+        for ((((d, u), f), l), i) in data_set
+            .data_views()
+            .zip(unit.data_views())
+            .zip(first.data_views())
+            .zip(last.data_views())
+            .zip(indicator.data_views())
+        {
+            keep.extend((0..d.len()).map(|k| wanted(d[k], u[k], f[k], l[k], i[k])));
+        }
+    } else {
+        keep.extend(
+            data_set
+                .into_no_null_iter()
+                .zip(unit.into_no_null_iter())
+                .zip(first.into_no_null_iter().zip(last.into_no_null_iter()))
+                .zip(indicator.into_no_null_iter())
+                .map(|(((d, u), (f, l)), i)| wanted(d, u, f, l, i)),
+        );
+    }
+    Ok(values
+        .filter(&BooleanChunked::from_slice("keep".into(), &keep))?
+        .lazy())
 }
 
 /// Aggregates over time within `group` (plus unit and indicator): the per-unit value of each
@@ -300,12 +353,13 @@ pub(crate) fn totals_over_time_and_units(
     let (stocks, others): (Vec<BaseIndicator<'_>>, Vec<BaseIndicator<'_>>) = base
         .iter()
         .partition(|(_, i)| i.aggregation == Aggregation::Last);
-    let ids = |part: &[(u32, &Indicator)]| {
-        lit(Series::new(
-            "i".into(),
-            part.iter().map(|(id, _)| *id).collect::<Vec<u32>>(),
-        ))
-        .implode(false)
+    // `indicator = x OR indicator = y …`: a few vectorised comparisons, much cheaper over
+    // millions of rows than `is_in`, which hashes every value.
+    let one_of = |part: &[BaseIndicator<'_>]| {
+        part.iter()
+            .map(|(id, _)| col(C_INDICATOR).eq(lit(*id)))
+            .reduce(|a, b| a.or(b))
+            .unwrap_or(lit(false))
     };
     let mut keys: Vec<Expr> = group.iter().map(|g| col(*g)).collect();
     keys.push(col(C_INDICATOR));
@@ -326,11 +380,12 @@ pub(crate) fn totals_over_time_and_units(
         ));
     }
     let mut parts = Vec::new();
+    // Flows and maxima: every row is aggregated, stocks' too, and the inner join with their
+    // rules then drops the stocks' groups; cheaper than filtering every row first.
     if !others.is_empty() {
         parts.push(
             values
                 .clone()
-                .filter(col(C_INDICATOR).is_in(ids(&others), false))
                 .group_by(keys)
                 .agg([
                     col(C_VALUE).sum().alias("sum"),
@@ -348,11 +403,7 @@ pub(crate) fn totals_over_time_and_units(
     if !stocks.is_empty() {
         let rules = rules_frame(&stocks)?;
         parts.push(over_units(
-            over_time(
-                values.filter(col(C_INDICATOR).is_in(ids(&stocks), false)),
-                rules.clone(),
-                group,
-            ),
+            over_time(values.filter(one_of(&stocks)), rules.clone(), group),
             rules,
             group,
         ));
@@ -431,7 +482,7 @@ pub fn indicators(model: &ReadModel, scope: &Scope) -> Result<IndicatorTable, An
     let r = resolve(model, scope)?;
     let (a, b) = month_range(&r.period);
     let rules = rules_frame(&r.base)?;
-    let per_unit = over_time(scoped_values(model, &r, a, b), rules.clone(), &[]).collect()?;
+    let per_unit = over_time(scoped_values(model, &r, a, b)?, rules.clone(), &[]).collect()?;
     let totals = over_units(per_unit.clone().lazy(), rules, &[]).collect()?;
     let unit_cells = cells(&per_unit, Some(C_UNIT))?;
     let total_cells = cells(&totals, None)?;
@@ -553,7 +604,7 @@ pub fn series(
     }
     let (a, _) = month_range(&first);
     let (_, b) = month_range(&through);
-    let bucketed = scoped_values(model, &r, a, b).with_column(
+    let bucketed = scoped_values(model, &r, a, b)?.with_column(
         // (m_first − a) ≥ 0, so truncating the quotient floors it (and needs no extra polars
         // feature).
         ((col(C_FIRST) - lit(a)).cast(DataType::Float64) / lit(f64::from(length)))
