@@ -153,9 +153,15 @@ async fn write_groups(writer: SqlitePool, mut queue: mpsc::Receiver<Command>) {
 
 async fn commit_group(writer: &SqlitePool, group: Vec<Pending>) {
     let size = group.len();
+    let started = std::time::Instant::now();
     match try_group(writer, &group).await {
         Ok(recorded) => {
-            debug!(reports = size, "group committed");
+            // Group sizes and write times: what an operator tunes ingest with.
+            debug!(
+                reports = size,
+                micros = started.elapsed().as_micros() as u64,
+                "group committed"
+            );
             for (pending, recorded) in group.into_iter().zip(recorded) {
                 // A caller that hung up will learn the outcome from its retry's duplicate.
                 let _ = pending.reply.send(Ok(recorded));
