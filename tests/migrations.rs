@@ -283,9 +283,9 @@ async fn applied(db: &TestDb, backend: Backend) -> Vec<(i64, bool)> {
     }
 }
 
-fn new_revision(checked: &Checked, received_at: DateTime<Utc>) -> NewRevision<'_> {
+fn new_revision(checked: &Checked, received_at: DateTime<Utc>) -> NewRevision {
     NewRevision {
-        report: &checked.report,
+        report: checked.report.clone(),
         content_hash: checked.report.content_hash(),
         received_at,
         deadline: checked.deadline,
@@ -368,7 +368,7 @@ async fn first_release_database_upgrades_in_place(backend: Backend) {
     // is refused, a new revision continues the old numbering, a new report starts at 1.
     let old = &data[2].checked;
     match store
-        .record(&new_revision(old, at(30, 1)))
+        .record(new_revision(old, at(30, 1)))
         .await
         .expect("resend")
     {
@@ -385,7 +385,7 @@ async fn first_release_database_upgrades_in_place(backend: Backend) {
     set_value(&mut changed, "tiep_cong_dan", 11.0);
     assert!(matches!(
         store
-            .record(&new_revision(&check(&changed), at(30, 2)))
+            .record(new_revision(&check(&changed), at(30, 2)))
             .await
             .expect("conflict"),
         Recorded::Conflict {
@@ -396,7 +396,7 @@ async fn first_release_database_upgrades_in_place(backend: Backend) {
     let mut bs02_fix = valid_report("v2-BS02-201909-fix", "BS02", "201909");
     set_value(&mut bs02_fix, "tiep_cong_dan", 5.0);
     let Recorded::Stored(receipt) = store
-        .record(&new_revision(&check(&bs02_fix), at(30, 3)))
+        .record(new_revision(&check(&bs02_fix), at(30, 3)))
         .await
         .expect("record")
     else {
@@ -408,7 +408,7 @@ async fn first_release_database_upgrades_in_place(backend: Backend) {
     );
     let bs04 = check(&valid_report("v2-BS04-201909", "BS04", "201909"));
     let Recorded::Stored(receipt) = store
-        .record(&new_revision(&bs04, at(30, 4)))
+        .record(new_revision(&bs04, at(30, 4)))
         .await
         .expect("record")
     else {

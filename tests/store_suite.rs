@@ -37,9 +37,9 @@ fn received() -> DateTime<Utc> {
         .expect("valid time")
 }
 
-fn new_revision(checked: &Checked) -> NewRevision<'_> {
+fn new_revision(checked: &Checked) -> NewRevision {
     NewRevision {
-        report: &checked.report,
+        report: checked.report.clone(),
         content_hash: checked.report.content_hash(),
         received_at: received(),
         deadline: checked.deadline,
@@ -63,7 +63,7 @@ async fn first_revision_is_new_and_reads_back_whole(backend: Backend) {
             + chrono::Duration::microseconds(123_456),
     );
     let checked = check(&draft);
-    let Recorded::Stored(receipt) = store.record(&new_revision(&checked)).await.expect("record")
+    let Recorded::Stored(receipt) = store.record(new_revision(&checked)).await.expect("record")
     else {
         panic!("a first submission is stored");
     };
@@ -101,7 +101,7 @@ async fn same_id_same_content_is_a_duplicate_and_writes_nothing(backend: Backend
     let db = TestDb::new(backend).await;
     let store = open(&db).await;
     let checked = check(&valid_report("s-1", "BS03", "201909"));
-    let Recorded::Stored(original) = store.record(&new_revision(&checked)).await.expect("first")
+    let Recorded::Stored(original) = store.record(new_revision(&checked)).await.expect("first")
     else {
         panic!("stored");
     };
@@ -109,7 +109,7 @@ async fn same_id_same_content_is_a_duplicate_and_writes_nothing(backend: Backend
     // A retry after a lost acknowledgement arrives later; its own arrival time is irrelevant.
     let mut retry = new_revision(&checked);
     retry.received_at = received() + chrono::Duration::hours(5);
-    let Recorded::Duplicate(again) = store.record(&retry).await.expect("second") else {
+    let Recorded::Duplicate(again) = store.record(retry).await.expect("second") else {
         panic!("same id, same content is a duplicate");
     };
     assert_eq!(again.status, ReceiptStatus::Duplicate);
@@ -127,12 +127,12 @@ async fn same_id_other_content_is_a_conflict(backend: Backend) {
     let db = TestDb::new(backend).await;
     let store = open(&db).await;
     let checked = check(&valid_report("s-1", "BS03", "201909"));
-    store.record(&new_revision(&checked)).await.expect("first");
+    store.record(new_revision(&checked)).await.expect("first");
     let before = store.dump().await.expect("dump");
     let mut changed = valid_report("s-1", "BS03", "201909");
     set_value(&mut changed, "tiep_cong_dan", 3.0);
     let changed = check(&changed);
-    match store.record(&new_revision(&changed)).await.expect("second") {
+    match store.record(new_revision(&changed)).await.expect("second") {
         Recorded::Conflict {
             existing_revision,
             existing_hash,
@@ -150,11 +150,11 @@ async fn a_new_submission_is_a_new_revision_and_all_are_kept(backend: Backend) {
     let db = TestDb::new(backend).await;
     let store = open(&db).await;
     let first = check(&valid_report("s-1", "BS03", "201909"));
-    store.record(&new_revision(&first)).await.expect("first");
+    store.record(new_revision(&first)).await.expect("first");
     let mut corrected = valid_report("s-2", "BS03", "201909");
     set_value(&mut corrected, "hs_dung_han", 2500.0);
     let corrected = check(&corrected);
-    let Recorded::Stored(receipt) = store.record(&new_revision(&corrected)).await.expect("2nd")
+    let Recorded::Stored(receipt) = store.record(new_revision(&corrected)).await.expect("2nd")
     else {
         panic!("stored");
     };
@@ -201,7 +201,7 @@ async fn racing_identical_submissions_store_one_revision(backend: Backend) {
         let store = store.clone();
         let checked = checked.clone();
         tasks.push(tokio::spawn(async move {
-            store.record(&new_revision(&checked)).await
+            store.record(new_revision(&checked)).await
         }));
     }
     let (mut stored, mut duplicates) = (0, 0);
@@ -234,7 +234,7 @@ async fn racing_revisions_get_distinct_gapless_numbers(backend: Backend) {
             let mut draft = valid_report(&format!("s-{i}"), "BS03", "201909");
             set_value(&mut draft, "tiep_cong_dan", f64::from(i));
             let checked = check(&draft);
-            store.record(&new_revision(&checked)).await
+            store.record(new_revision(&checked)).await
         }));
     }
     // Submission s-i carries tiep_cong_dan = i, so each revision can be traced to its sender.
@@ -285,7 +285,7 @@ async fn many_units_at_once_lose_nothing(backend: Backend) {
                 let period = format!("2019{month:02}");
                 let draft = valid_report(&format!("{unit}-{period}"), &unit, &period);
                 let checked = check(&draft);
-                store.record(&new_revision(&checked)).await
+                store.record(new_revision(&checked)).await
             }));
         }
     }
@@ -326,7 +326,7 @@ async fn a_failing_report_does_not_take_its_group_down(backend: Backend) {
         let bad = bad.clone();
         tasks.push(tokio::spawn(async move {
             if month == 7 {
-                let outcome = store.record(&new_revision(&bad)).await;
+                let outcome = store.record(new_revision(&bad)).await;
                 assert!(
                     outcome.is_err(),
                     "the repeated indicator is refused: {outcome:?}"
@@ -335,7 +335,7 @@ async fn a_failing_report_does_not_take_its_group_down(backend: Backend) {
             }
             let period = format!("2019{month:02}");
             let checked = check(&valid_report(&format!("good-{month}"), "BS01", &period));
-            let outcome = store.record(&new_revision(&checked)).await;
+            let outcome = store.record(new_revision(&checked)).await;
             assert!(
                 matches!(outcome, Ok(Recorded::Stored(_))),
                 "month {month}: {outcome:?}"
@@ -376,7 +376,7 @@ async fn reopening_runs_no_migration_twice(backend: Backend) {
     let db = TestDb::new(backend).await;
     let store = open(&db).await;
     let checked = check(&valid_report("s-1", "BS03", "201909"));
-    store.record(&new_revision(&checked)).await.expect("record");
+    store.record(new_revision(&checked)).await.expect("record");
     let before = store.dump().await.expect("dump");
     store.close().await;
     let again = open(&db).await;

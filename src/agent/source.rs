@@ -5,9 +5,9 @@
 
 use super::settings::SourceSettings;
 use super::sql_source::SqlSource;
-use crate::domain::{DateWindow, DraftValue, Narrative, PeriodId};
+use crate::domain::{DateWindow, DraftValue, FileValues, Narrative, PeriodId};
 use serde::Deserialize;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
@@ -175,22 +175,6 @@ impl FolderSource {
     }
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(untagged)]
-enum Values {
-    Table(BTreeMap<String, f64>),
-    List(Vec<ListedValue>),
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ListedValue {
-    indicator: String,
-    value: f64,
-    #[serde(default)]
-    comment: String,
-}
-
 /// The report file format of `tonghop submit`, with the identifying fields optional: the file
 /// name and the agent's settings already say them.
 #[derive(Debug, Deserialize)]
@@ -206,7 +190,7 @@ struct ReportFile {
     data_set: Option<String>,
     period: Option<String>,
     prepared_by: Option<String>,
-    values: Values,
+    values: FileValues,
     #[serde(default)]
     narrative: Narrative,
 }
@@ -259,24 +243,7 @@ pub fn read_report(path: &Path, expect: &Expect<'_>) -> Result<SourceReport, Sou
             )));
         }
     }
-    let values: Vec<DraftValue> = match file.values {
-        Values::Table(table) => table
-            .into_iter()
-            .map(|(indicator, value)| DraftValue {
-                indicator,
-                value,
-                comment: String::new(),
-            })
-            .collect(),
-        Values::List(list) => list
-            .into_iter()
-            .map(|v| DraftValue {
-                indicator: v.indicator,
-                value: v.value,
-                comment: v.comment,
-            })
-            .collect(),
-    };
+    let values: Vec<DraftValue> = file.values.into_drafts();
     check_values(&shown, &values)?;
     Ok(SourceReport {
         values,

@@ -140,14 +140,7 @@ fn rank_period(
     ranked_indicators: &[(IndicatorCode, Ranking)],
     per_capita: bool,
 ) -> Result<Ranked, AnalyticsError> {
-    // The table's unit rows by (unit, indicator): one hash look-up per cell instead of a scan
-    // of the whole table (units × indicators rows) for each of them.
-    let cells: HashMap<(&str, &str), Option<f64>> = table
-        .rows
-        .iter()
-        .filter(|row| !row.is_total)
-        .map(|row| ((row.unit.as_str(), row.indicator.as_str()), row.value))
-        .collect();
+    let cells = table.unit_cells();
     // Long frame: one row per (indicator, unit), values nulled where unknown.
     let mut key = Vec::new();
     let mut unit_index = Vec::new();
@@ -156,8 +149,7 @@ fn rank_period(
         for (u, (unit, population)) in units.iter().enumerate() {
             let raw = cells
                 .get(&(unit.as_str(), code.as_str()))
-                .copied()
-                .flatten();
+                .and_then(|row| row.value);
             let value = match raw {
                 Some(v) if per_capita && ranking.per_capita => {
                     (*population > 0).then(|| v / *population as f64 * 10_000.0)

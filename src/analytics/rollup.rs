@@ -57,6 +57,16 @@ impl IndicatorTable {
             .find(|r| r.unit.as_str() == unit && r.indicator.as_str() == indicator)
     }
 
+    /// The units' rows (not the total's) by (unit, indicator), for callers that look up every
+    /// cell: `value` scans the table, which over units × indicators cells grows quadratically.
+    pub fn unit_cells(&self) -> HashMap<(&str, &str), &IndicatorRow> {
+        self.rows
+            .iter()
+            .filter(|row| !row.is_total)
+            .map(|row| ((row.unit.as_str(), row.indicator.as_str()), row))
+            .collect()
+    }
+
     pub fn total(&self, indicator: &str) -> Option<&IndicatorRow> {
         self.rows
             .iter()
@@ -370,36 +380,25 @@ pub(crate) fn totals_over_time_and_units(
             .otherwise(col("sum"))
             .alias(C_VALUE),
     );
-    if base.is_empty() {
-        // No indicator at all: the general path gives the empty answer with the right columns.
-        let rules = rules_frame(base)?;
-        return Ok(over_units(
-            over_time(values, rules.clone(), group),
-            rules,
-            group,
-        ));
-    }
-    let mut parts = Vec::new();
     // Flows and maxima: every row is aggregated, stocks' too, and the inner join with their
-    // rules then drops the stocks' groups; cheaper than filtering every row first.
-    if !others.is_empty() {
-        parts.push(
-            values
-                .clone()
-                .group_by(keys)
-                .agg([
-                    col(C_VALUE).sum().alias("sum"),
-                    col(C_VALUE).max().alias("max"),
-                ])
-                .join(
-                    rules_frame(&others)?,
-                    [col(C_INDICATOR)],
-                    [col(C_INDICATOR)],
-                    JoinArgs::new(JoinType::Inner),
-                )
-                .select(out),
-        );
-    }
+    // rules then drops the stocks' groups; cheaper than filtering every row first. With no
+    // flow or maximum in scope the join leaves an empty frame of the right shape.
+    let mut parts = vec![
+        values
+            .clone()
+            .group_by(keys)
+            .agg([
+                col(C_VALUE).sum().alias("sum"),
+                col(C_VALUE).max().alias("max"),
+            ])
+            .join(
+                rules_frame(&others)?,
+                [col(C_INDICATOR)],
+                [col(C_INDICATOR)],
+                JoinArgs::new(JoinType::Inner),
+            )
+            .select(out),
+    ];
     if !stocks.is_empty() {
         let rules = rules_frame(&stocks)?;
         parts.push(over_units(

@@ -10,6 +10,7 @@ use crate::domain::{
     ValidationLimits, validation,
 };
 use crate::grpc::client::AggregatorClient;
+use crate::store::bench::TempPgDatabase;
 use crate::store::{self, NewRevision, StoreOptions};
 use chrono::Utc;
 use std::io::{BufRead, BufReader};
@@ -151,14 +152,14 @@ async fn bare_store(url: &str, args: &IngestBenchArgs) -> anyhow::Result<f64> {
                 .map_err(|v| anyhow::anyhow!("bench report invalid: {v:?}"))?;
                 let now = Utc::now();
                 store
-                    .record(&NewRevision {
-                        report: &checked.report,
+                    .record(NewRevision {
                         content_hash: checked.report.content_hash(),
                         received_at: now,
                         deadline: checked.deadline,
                         on_time: now <= checked.deadline,
                         window: checked.window,
-                        warnings: checked.warnings.clone(),
+                        warnings: checked.warnings,
+                        report: checked.report,
                     })
                     .await?;
             }
@@ -221,17 +222,6 @@ fn spawn_server(url: &str, units_file: &Path, max_calls: usize) -> anyhow::Resul
     Ok((child, format!("http://{addr}")))
 }
 
-fn peak_kib(pid: u32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    status
-        .lines()
-        .find(|l| l.starts_with("VmHWM:"))?
-        .split_whitespace()
-        .nth(1)?
-        .parse()
-        .ok()
-}
-
 async fn over_grpc(
     url: &str,
     units_file: &Path,
@@ -277,7 +267,7 @@ async fn over_grpc(
         shed += s;
     }
     let seconds = started.elapsed().as_secs_f64();
-    let peak = peak_kib(server.id());
+    let peak = super::bench::peak_rss_kib(&server.id().to_string());
     let _ = Command::new("kill")
         .args(["-TERM", &server.id().to_string()])
         .status();
@@ -304,26 +294,6 @@ async fn over_grpc(
     })
 }
 
-async fn fresh_postgres(admin: &str) -> anyhow::Result<(String, String)> {
-    use sqlx::Connection;
-    let name = format!("tonghop_bench_{}", uuid::Uuid::new_v4().simple());
-    let mut conn = sqlx::PgConnection::connect(admin).await?;
-    sqlx::query(&format!("CREATE DATABASE {name}"))
-        .execute(&mut conn)
-        .await?;
-    let base = admin.rsplit_once('/').map(|(b, _)| b).unwrap_or(admin);
-    Ok((format!("{base}/{name}"), name))
-}
-
-async fn drop_postgres(admin: &str, name: &str) {
-    use sqlx::Connection;
-    if let Ok(mut conn) = sqlx::PgConnection::connect(admin).await {
-        let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-            .execute(&mut conn)
-            .await;
-    }
-}
-
 pub async fn run(args: IngestBenchArgs) -> anyhow::Result<ExitCode> {
     let dir = tempfile::tempdir()?;
     let units_file = dir.path().join("units.toml");
@@ -343,14 +313,19 @@ pub async fn run(args: IngestBenchArgs) -> anyhow::Result<ExitCode> {
         backends.push("postgres");
     }
     for backend in backends {
-        let (bare_url, grpc_url, overload_url, cleanup) = if backend == "sqlite" {
+        let mut databases = Vec::new();
+        let (bare_url, grpc_url, overload_url) = if backend == "sqlite" {
             let f = |n: &str| format!("sqlite://{}", dir.path().join(n).display());
-            (f("bare.db"), f("grpc.db"), f("overload.db"), Vec::new())
+            (f("bare.db"), f("grpc.db"), f("overload.db"))
         } else {
-            let (a, an) = fresh_postgres(&args.postgres_url).await?;
-            let (b, bn) = fresh_postgres(&args.postgres_url).await?;
-            let (c, cn) = fresh_postgres(&args.postgres_url).await?;
-            (a, b, c, vec![an, bn, cn])
+            for _ in 0..3 {
+                databases.push(TempPgDatabase::create(&args.postgres_url).await?);
+            }
+            (
+                databases[0].url.clone(),
+                databases[1].url.clone(),
+                databases[2].url.clone(),
+            )
         };
         eprintln!("{backend}: bare store…");
         let bare = bare_store(&bare_url, &args).await?;
@@ -359,8 +334,8 @@ pub async fn run(args: IngestBenchArgs) -> anyhow::Result<ExitCode> {
         let limit = (args.units / 4).max(1);
         eprintln!("{backend}: over gRPC at 4× a concurrency limit of {limit}…");
         let overload = over_grpc(&overload_url, &units_file, &args, limit).await?;
-        for name in &cleanup {
-            drop_postgres(&args.postgres_url, name).await;
+        for database in databases {
+            database.drop_now().await?;
         }
         let mib = |k: Option<u64>| {
             k.map(|k| format!("{:.0} MiB", k as f64 / 1024.0))

@@ -142,6 +142,7 @@ pub fn render_indicators(t: &Labelled<IndicatorTable>, english: bool, by_unit: b
     let mut right = vec![false, false, true];
     right.extend(units.iter().map(|_| true));
     let mut out = Table::new(&header_refs, &right);
+    let cells = table.unit_cells();
     for code in &table.indicators {
         let uom = unit_of(labels, code.as_str());
         let mut row = vec![
@@ -155,7 +156,7 @@ pub fn render_indicators(t: &Labelled<IndicatorTable>, english: bool, by_unit: b
         ];
         for u in &units {
             row.push(value(
-                table.value(u, code.as_str()).and_then(|r| r.value),
+                cells.get(&(*u, code.as_str())).and_then(|r| r.value),
                 &uom,
                 english,
             ));

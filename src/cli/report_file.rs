@@ -3,11 +3,10 @@
 //! `submission_id` one is derived from the content, so sending the same file twice is a
 //! duplicate and an edited file is a new revision.
 
-use crate::domain::{DraftValue, Narrative, ReportDraft};
+use crate::domain::{FileValues, Narrative, ReportDraft};
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
-use std::collections::BTreeMap;
 use std::path::Path;
 
 #[derive(Debug, thiserror::Error)]
@@ -32,22 +31,6 @@ pub enum ReportFileError {
 }
 
 #[derive(Debug, Deserialize)]
-#[serde(untagged)]
-enum Values {
-    Table(BTreeMap<String, f64>),
-    List(Vec<ListedValue>),
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ListedValue {
-    indicator: String,
-    value: f64,
-    #[serde(default)]
-    comment: String,
-}
-
-#[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ReportFile {
     submission_id: Option<String>,
@@ -57,7 +40,7 @@ struct ReportFile {
     #[serde(default)]
     prepared_by: String,
     client_time: Option<DateTime<Utc>>,
-    values: Values,
+    values: FileValues,
     #[serde(default)]
     narrative: Narrative,
 }
@@ -83,24 +66,7 @@ pub fn read_report_file(path: &Path) -> Result<ReportDraft, ReportFileError> {
         }
         _ => return Err(ReportFileError::UnknownType { path: shown }),
     };
-    let values = match file.values {
-        Values::Table(table) => table
-            .into_iter()
-            .map(|(indicator, value)| DraftValue {
-                indicator,
-                value,
-                comment: String::new(),
-            })
-            .collect(),
-        Values::List(list) => list
-            .into_iter()
-            .map(|v| DraftValue {
-                indicator: v.indicator,
-                value: v.value,
-                comment: v.comment,
-            })
-            .collect(),
-    };
+    let values = file.values.into_drafts();
     let mut draft = ReportDraft {
         submission_id: String::new(),
         unit_code: file.unit_code,

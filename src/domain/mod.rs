@@ -10,6 +10,8 @@ pub mod validation;
 pub use catalog::{Aggregation, Catalog, DataSet, Indicator, ValueType};
 pub use codes::{DataSetCode, IndicatorCode, SubmissionId, UnitCode};
 pub use period::{Calendar, DateWindow, PeriodId, PeriodType};
-pub use report::{DataValue, DraftValue, Narrative, Receipt, ReceiptStatus, Report, ReportDraft};
+pub use report::{
+    DataValue, DraftValue, FileValues, Narrative, Receipt, ReceiptStatus, Report, ReportDraft,
+};
 pub use units::{ReportingUnit, UnitTree};
 pub use validation::{Checked, ValidationLimits, Violation};

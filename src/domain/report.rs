@@ -27,6 +27,47 @@ pub struct DraftValue {
     pub comment: String,
 }
 
+/// The values of a report file (`tonghop submit` and the agent's folder source read the same
+/// format): a table `indicator = value`, or a list of `{ indicator, value, comment }`.
+#[derive(Debug, serde::Deserialize)]
+#[serde(untagged)]
+pub enum FileValues {
+    Table(std::collections::BTreeMap<String, f64>),
+    List(Vec<ListedValue>),
+}
+
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListedValue {
+    indicator: String,
+    value: f64,
+    #[serde(default)]
+    comment: String,
+}
+
+impl FileValues {
+    pub fn into_drafts(self) -> Vec<DraftValue> {
+        match self {
+            FileValues::Table(table) => table
+                .into_iter()
+                .map(|(indicator, value)| DraftValue {
+                    indicator,
+                    value,
+                    comment: String::new(),
+                })
+                .collect(),
+            FileValues::List(list) => list
+                .into_iter()
+                .map(|v| DraftValue {
+                    indicator: v.indicator,
+                    value: v.value,
+                    comment: v.comment,
+                })
+                .collect(),
+        }
+    }
+}
+
 /// A report as received from a client, before any check.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct ReportDraft {

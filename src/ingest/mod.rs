@@ -98,23 +98,30 @@ impl Ingestor {
                 return Err(IngestError::Invalid(violations));
             }
         };
+        // What the log lines name; the report itself moves into the store.
         let report = &checked.report;
+        let (submission_id, unit, data_set, period) = (
+            report.submission_id.clone(),
+            report.unit.clone(),
+            report.data_set.clone(),
+            report.period,
+        );
         let new = NewRevision {
-            report,
             content_hash: report.content_hash(),
             received_at: now,
             deadline: checked.deadline,
             on_time: now <= checked.deadline,
             window: checked.window,
-            warnings: checked.warnings.clone(),
+            warnings: checked.warnings,
+            report: checked.report,
         };
-        match self.store.record(&new).await? {
+        match self.store.record(new).await? {
             Recorded::Stored(receipt) | Recorded::Duplicate(receipt) => {
                 info!(
                     submission = %receipt.submission_id,
-                    unit = %report.unit,
-                    data_set = %report.data_set,
-                    period = %report.period,
+                    unit = %unit,
+                    data_set = %data_set,
+                    period = %period,
                     revision = receipt.revision,
                     status = receipt.status.as_str(),
                     on_time = receipt.on_time,
@@ -126,13 +133,13 @@ impl Ingestor {
                 existing_revision, ..
             } => {
                 warn!(
-                    submission = %report.submission_id,
-                    unit = %report.unit,
+                    submission = %submission_id,
+                    unit = %unit,
                     existing_revision,
                     "submission id reused for other content"
                 );
                 Err(IngestError::SubmissionIdReused {
-                    submission_id: report.submission_id.to_string(),
+                    submission_id: submission_id.to_string(),
                     existing_revision,
                 })
             }

@@ -467,12 +467,15 @@ pub fn compose(d: &ReviewData) -> Doc {
         appendix.headers.push(u.clone());
         appendix.right.push(true);
     }
+    let cells = d.by_unit.unit_cells();
     for code in &d.by_unit.indicators {
         let u_of = uom(code.as_str());
         let mut row = vec![ind_name(code.as_str())];
         for u in &units {
             row.push(value(
-                d.by_unit.value(u, code.as_str()).and_then(|r| r.value),
+                cells
+                    .get(&(u.as_str(), code.as_str()))
+                    .and_then(|r| r.value),
                 &u_of,
                 en,
             ));

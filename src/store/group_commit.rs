@@ -8,8 +8,6 @@
 use super::group_write::write_group;
 use super::sqlite::record_alone;
 use super::{NewRevision, Recorded, StoreError};
-use crate::domain::{DateWindow, Report};
-use chrono::{DateTime, Utc};
 use sqlx::SqlitePool;
 use tokio::sync::{mpsc, oneshot};
 use tracing::debug;
@@ -23,46 +21,8 @@ const MAX_GROUP: usize = 256;
 /// whatever the number of connections, and the server's own load shedding sits in front.
 const QUEUE_DEPTH: usize = 4 * MAX_GROUP;
 
-/// `NewRevision` with the report owned, so it can wait in the queue after the call that made
-/// it has handed it over.
-struct QueuedRevision {
-    report: Report,
-    content_hash: String,
-    received_at: DateTime<Utc>,
-    deadline: DateTime<Utc>,
-    on_time: bool,
-    window: DateWindow,
-    warnings: Vec<String>,
-}
-
-impl QueuedRevision {
-    fn from_new(new: &NewRevision<'_>) -> Self {
-        QueuedRevision {
-            report: new.report.clone(),
-            content_hash: new.content_hash.clone(),
-            received_at: new.received_at,
-            deadline: new.deadline,
-            on_time: new.on_time,
-            window: new.window,
-            warnings: new.warnings.clone(),
-        }
-    }
-
-    fn as_new(&self) -> NewRevision<'_> {
-        NewRevision {
-            report: &self.report,
-            content_hash: self.content_hash.clone(),
-            received_at: self.received_at,
-            deadline: self.deadline,
-            on_time: self.on_time,
-            window: self.window,
-            warnings: self.warnings.clone(),
-        }
-    }
-}
-
 struct Pending {
-    revision: QueuedRevision,
+    revision: NewRevision,
     reply: oneshot::Sender<Result<Recorded, StoreError>>,
 }
 
@@ -87,12 +47,9 @@ impl GroupCommitter {
     }
 
     /// Returns after the transaction holding this report has committed (or failed).
-    pub(super) async fn record(&self, new: &NewRevision<'_>) -> Result<Recorded, StoreError> {
+    pub(super) async fn record(&self, revision: NewRevision) -> Result<Recorded, StoreError> {
         let (reply, answer) = oneshot::channel();
-        let pending = Pending {
-            revision: QueuedRevision::from_new(new),
-            reply,
-        };
+        let pending = Pending { revision, reply };
         self.commands
             .send(Command::Record(Box::new(pending)))
             .await
@@ -177,7 +134,7 @@ async fn commit_group(writer: &SqlitePool, group: Vec<Pending>) {
             // whole, so each report gets a transaction of its own and its own answer.
             debug!(reports = size, error = %e, "group failed; committing one by one");
             for pending in group {
-                let recorded = record_alone(writer, &pending.revision.as_new()).await;
+                let recorded = record_alone(writer, &pending.revision).await;
                 let _ = pending.reply.send(recorded);
             }
         }
@@ -187,7 +144,7 @@ async fn commit_group(writer: &SqlitePool, group: Vec<Pending>) {
 /// The whole group in one transaction; any failure rolls all of it back (the transaction is
 /// dropped uncommitted), so nothing half-written is ever answered.
 async fn try_group(writer: &SqlitePool, group: &[Pending]) -> Result<Vec<Recorded>, StoreError> {
-    let revisions: Vec<NewRevision<'_>> = group.iter().map(|p| p.revision.as_new()).collect();
+    let revisions: Vec<&NewRevision> = group.iter().map(|p| &p.revision).collect();
     let mut tx = writer.begin().await?;
     let recorded = write_group(&mut tx, &revisions).await?;
     tx.commit().await?;

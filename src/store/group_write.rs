@@ -29,7 +29,7 @@ type ReportKey = (String, String, String);
 
 /// A revision this group will insert, with the numbers it was given.
 struct Planned<'g> {
-    new: &'g NewRevision<'g>,
+    new: &'g NewRevision,
     seq: i64,
     revision: u32,
     period: String,
@@ -40,7 +40,7 @@ struct Planned<'g> {
 /// order. Nothing is durable (or answered) until the caller commits.
 pub(super) async fn write_group(
     conn: &mut SqliteConnection,
-    group: &[NewRevision<'_>],
+    group: &[&NewRevision],
 ) -> Result<Vec<Recorded>, StoreError> {
     let stored_before = known_submissions(conn, group).await?;
     let mut revisions = current_revisions(conn, group).await?;
@@ -105,7 +105,7 @@ fn recognise_planned(earlier: &Planned<'_>, content_hash: &str) -> Recorded {
 /// Rows already stored under the group's submission ids.
 async fn known_submissions(
     conn: &mut SqliteConnection,
-    group: &[NewRevision<'_>],
+    group: &[&NewRevision],
 ) -> Result<HashMap<String, RevisionRow>, StoreError> {
     let mut query = QueryBuilder::<Sqlite>::new(format!(
         "SELECT {} FROM submissions s WHERE s.submission_id IN (",
@@ -128,7 +128,7 @@ async fn known_submissions(
 /// The latest revision number of every report the group touches.
 async fn current_revisions(
     conn: &mut SqliteConnection,
-    group: &[NewRevision<'_>],
+    group: &[&NewRevision],
 ) -> Result<HashMap<ReportKey, u32>, StoreError> {
     let mut query = QueryBuilder::<Sqlite>::new(
         "SELECT unit_code, data_set, period, revision FROM current_reports \
@@ -176,13 +176,9 @@ async fn insert_submissions(
     planned: &[Planned<'_>],
 ) -> Result<(), StoreError> {
     for chunk in planned.chunks(MAX_PARAMETERS / SUBMISSION_PARAMETERS) {
-        let mut insert = QueryBuilder::<Sqlite>::new(
-            "INSERT INTO submissions (seq, submission_id, unit_code, data_set, period, \
-             revision, content_hash, prepared_by, client_time, received_at, deadline, on_time, \
-             window_start, window_end, results, shortcomings, proposals, warnings) ",
-        );
+        let mut insert = QueryBuilder::<Sqlite>::new(q::INSERT_SUBMISSIONS_WITH_SEQ);
         insert.push_values(chunk, |mut row, p| {
-            let report = p.new.report;
+            let report = &p.new.report;
             row.push_bind(p.seq)
                 .push_bind(report.submission_id.as_str())
                 .push_bind(report.unit.as_str())
@@ -235,7 +231,7 @@ async fn point_current_at(
 ) -> Result<(), StoreError> {
     let mut last: HashMap<(&str, &str, &str), &Planned<'_>> = HashMap::new();
     for p in planned {
-        let report = p.new.report;
+        let report = &p.new.report;
         last.insert(
             (
                 report.unit.as_str(),

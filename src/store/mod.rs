@@ -18,10 +18,11 @@ use chrono::{DateTime, Utc};
 use std::sync::Arc;
 use std::time::Duration;
 
-/// A checked report about to be stored, with what its receipt will say.
+/// A checked report about to be stored, with what its receipt will say. Owned, so a store may
+/// keep it queued after the call that made it (SQLite's group commit does).
 #[derive(Debug, Clone)]
-pub struct NewRevision<'a> {
-    pub report: &'a Report,
+pub struct NewRevision {
+    pub report: Report,
     pub content_hash: String,
     pub received_at: DateTime<Utc>,
     pub deadline: DateTime<Utc>,
@@ -130,7 +131,7 @@ fn is_transient(code: Option<&str>) -> bool {
 pub trait Store: reviews::ReviewStore + Send + Sync + 'static {
     /// Stores a revision in one transaction, or recognises its submission id. Returns only
     /// after commit, so a receipt always describes durable data.
-    async fn record(&self, revision: &NewRevision<'_>) -> Result<Recorded, StoreError>;
+    async fn record(&self, revision: NewRevision) -> Result<Recorded, StoreError>;
 
     /// The latest revision of a unit's report for a data set and period.
     async fn latest(

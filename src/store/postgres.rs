@@ -28,8 +28,8 @@ impl PgStore {
     /// Each call in its own transaction on its own pooled connection: PostgreSQL already
     /// flushes the WAL of commits that arrive together in one write, and its row locks let
     /// different reports commit in parallel, across aggregator processes too.
-    async fn record_revision(&self, new: &NewRevision<'_>) -> Result<Recorded, StoreError> {
-        record_alone(&self.pool, new).await
+    async fn record_revision(&self, new: NewRevision) -> Result<Recorded, StoreError> {
+        record_alone(&self.pool, &new).await
     }
 
     /// Nothing is queued outside the pool: its own close waits for transactions in flight.

@@ -58,11 +58,28 @@ pub(super) const NEXT_REVISION: &str = "INSERT INTO current_reports \
     ON CONFLICT (unit_code, data_set, period) \
     DO UPDATE SET revision = current_reports.revision + 1 RETURNING revision";
 
-pub(super) const INSERT_SUBMISSION: &str = "INSERT INTO submissions (submission_id, unit_code, \
-    data_set, period, revision, content_hash, prepared_by, client_time, received_at, deadline, \
-    on_time, window_start, window_end, results, shortcomings, proposals, warnings) \
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17) \
-    RETURNING seq";
+/// The columns of a new `submissions` row (all but `seq`), in the order both inserts bind them.
+macro_rules! submission_columns {
+    () => {
+        "submission_id, unit_code, data_set, period, revision, content_hash, prepared_by, \
+         client_time, received_at, deadline, on_time, window_start, window_end, results, \
+         shortcomings, proposals, warnings"
+    };
+}
+
+pub(super) const INSERT_SUBMISSION: &str = concat!(
+    "INSERT INTO submissions (",
+    submission_columns!(),
+    ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17) \
+     RETURNING seq"
+);
+
+/// The start of a multi-row insert that gives each row its `seq` (SQLite's group commit).
+pub(super) const INSERT_SUBMISSIONS_WITH_SEQ: &str = concat!(
+    "INSERT INTO submissions (seq, ",
+    submission_columns!(),
+    ") "
+);
 
 pub(super) const INSERT_VALUES_PREFIX: &str =
     "INSERT INTO submission_values (seq, indicator, value, comment) ";
@@ -109,7 +126,7 @@ pub(crate) fn to_micros(t: DateTime<Utc>) -> DateTime<Utc> {
 }
 
 /// The receipt of a revision just written as number `revision`.
-pub(super) fn stored_receipt(new: &NewRevision<'_>, revision: u32) -> Receipt {
+pub(super) fn stored_receipt(new: &NewRevision, revision: u32) -> Receipt {
     Receipt {
         submission_id: new.report.submission_id.clone(),
         revision,
@@ -312,12 +329,12 @@ macro_rules! sql_store {
 
         /// One report's statements inside a transaction the caller owns and commits: recognise
         /// its submission id, or take the next revision number and write the revision.
-        pub(super) async fn record_steps(
+        async fn record_steps(
             conn: &mut <$db as sqlx::Database>::Connection,
-            new: &$crate::store::NewRevision<'_>,
+            new: &$crate::store::NewRevision,
         ) -> Result<$crate::store::queries::Step, $crate::store::StoreError> {
             use $crate::store::queries as q;
-            let report = new.report;
+            let report = &new.report;
             let unit = report.unit.as_str();
             let data_set = report.data_set.as_str();
             let period = report.period.to_string();
@@ -396,7 +413,7 @@ macro_rules! sql_store {
         /// the submission id starts over, and the first step then recognises the winner.
         pub(super) async fn record_alone(
             pool: &sqlx::Pool<$db>,
-            new: &$crate::store::NewRevision<'_>,
+            new: &$crate::store::NewRevision,
         ) -> Result<$crate::store::Recorded, $crate::store::StoreError> {
             use $crate::store::queries as q;
             for _ in 0..q::MAX_RECORD_ATTEMPTS {
@@ -475,7 +492,7 @@ macro_rules! sql_store {
         impl $crate::store::Store for $store {
             async fn record(
                 &self,
-                new: &$crate::store::NewRevision<'_>,
+                new: $crate::store::NewRevision,
             ) -> Result<$crate::store::Recorded, $crate::store::StoreError> {
                 self.record_revision(new).await
             }

@@ -54,7 +54,7 @@ impl SqliteStore {
         })
     }
 
-    async fn record_revision(&self, new: &NewRevision<'_>) -> Result<Recorded, StoreError> {
+    async fn record_revision(&self, new: NewRevision) -> Result<Recorded, StoreError> {
         self.committer.record(new).await
     }
 

@@ -212,8 +212,10 @@ fn reset_peak_rss() {
     let _ = std::fs::write("/proc/self/clear_refs", "5");
 }
 
-fn peak_rss_kib() -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+/// A process's peak resident memory (VmHWM) in KiB: `"self"` or a pid. Linux only; `None`
+/// elsewhere.
+pub(super) fn peak_rss_kib(process: &str) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{process}/status")).ok()?;
     status
         .lines()
         .find(|l| l.starts_with("VmHWM:"))?
@@ -468,7 +470,7 @@ async fn measure(
     drop(query);
     store.close().await;
     outcome?;
-    figures.peak_rss_kib = peak_rss_kib();
+    figures.peak_rss_kib = peak_rss_kib("self");
     Ok(figures)
 }
 
