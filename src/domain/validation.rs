@@ -253,12 +253,14 @@ pub fn validate(
     let mut seen: HashMap<IndicatorCode, usize> = HashMap::new();
     let mut values = Vec::with_capacity(draft.values.len());
     for (i, raw) in checked_values.iter().enumerate() {
-        let field = format!("values[{i}]");
+        // Field names are spelled out only for a problem: a valid report of 20 values would
+        // otherwise format some 80 strings nobody reads, on the ingest hot path.
+        let field = || format!("values[{i}]");
         let code = match IndicatorCode::parse(&raw.indicator) {
             Ok(code) => code,
             Err(e) => {
                 out.push(Violation::new(
-                    format!("{field}.indicator"),
+                    format!("{}.indicator", field()),
                     &raw.indicator,
                     "invalid_code",
                     format!("indicator code {e}"),
@@ -268,7 +270,7 @@ pub fn validate(
         };
         if let Some(first) = seen.get(&code) {
             out.push(Violation::new(
-                format!("{field}.indicator"),
+                format!("{}.indicator", field()),
                 &raw.indicator,
                 "duplicate_indicator",
                 format!("indicator {code} is already given at values[{first}]"),
@@ -286,7 +288,7 @@ pub fn validate(
                 _ => format!("no indicator {code} in the catalog"),
             };
             out.push(Violation::new(
-                format!("{field}.indicator"),
+                format!("{}.indicator", field()),
                 &raw.indicator,
                 "unknown_indicator",
                 description,
@@ -294,8 +296,6 @@ pub fn validate(
             continue;
         };
         let value = raw.value;
-        let value_field = format!("{field}.value");
-        let shown = value.to_string();
         let problem = if !value.is_finite() {
             Some(("not_finite", format!("{code} must be a finite number")))
         } else if value < 0.0 {
@@ -317,15 +317,22 @@ pub fn validate(
             None
         };
         if let Some((rule, description)) = problem {
-            out.push(Violation::new(value_field, shown, rule, description));
+            out.push(Violation::new(
+                format!("{}.value", field()),
+                value.to_string(),
+                rule,
+                description,
+            ));
             continue;
         }
-        check_text(
-            &mut out,
-            &format!("{field}.comment"),
-            &raw.comment,
-            limits.max_short_text_chars,
-        );
+        if !raw.comment.is_empty() {
+            check_text(
+                &mut out,
+                &format!("{}.comment", field()),
+                &raw.comment,
+                limits.max_short_text_chars,
+            );
+        }
         values.push(DataValue {
             indicator: code,
             // -0.0 and 0.0 are the same count; keep one spelling so content hashes agree.
