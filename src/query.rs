@@ -26,6 +26,67 @@ pub enum QueryError {
     Task(String),
 }
 
+/// How often a long read-model load says how far it has got: years of a national store take
+/// minutes to load at start-up, and an operator watching the start must see it move.
+const PROGRESS_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Where a read-model load stands. Rows arrive in seq order, so the seq of the row being read
+/// against the change counter says how much of the store is behind it.
+struct LoadProgress {
+    counter: i64,
+    started: Instant,
+    every: std::time::Duration,
+    next_report: Instant,
+    values: u64,
+}
+
+/// One progress line's figures.
+#[derive(Debug, PartialEq)]
+struct LoadDone {
+    percent: u32,
+    values: u64,
+    seconds: u64,
+}
+
+impl LoadProgress {
+    /// Rows between two looks at the clock: reading it for each of 24 M rows would cost more
+    /// than the log lines are worth.
+    const CLOCK_EVERY_ROWS: u64 = 1 << 16;
+
+    fn new(counter: i64, started: Instant, every: std::time::Duration) -> Self {
+        LoadProgress {
+            counter,
+            started,
+            every,
+            next_report: started + every,
+            values: 0,
+        }
+    }
+
+    /// Counts one row; returns the figures to log when a report is due.
+    fn saw(&mut self, seq: i64) -> Option<LoadDone> {
+        self.values += 1;
+        if !self.values.is_multiple_of(Self::CLOCK_EVERY_ROWS) {
+            return None;
+        }
+        let now = Instant::now();
+        if now < self.next_report {
+            return None;
+        }
+        self.next_report = now + self.every;
+        let percent = if self.counter > 0 {
+            (seq.clamp(0, self.counter) * 100 / self.counter) as u32
+        } else {
+            100
+        };
+        Some(LoadDone {
+            percent,
+            values: self.values,
+            seconds: now.duration_since(self.started).as_secs(),
+        })
+    }
+}
+
 #[derive(Clone)]
 pub struct QueryService {
     store: Arc<dyn Store>,
@@ -46,8 +107,19 @@ impl QueryService {
         let started = Instant::now();
         let counter = store.change_counter().await?;
         let mut batch = ChangeBatch::default();
+        let mut progress = LoadProgress::new(counter, started, PROGRESS_EVERY);
         store
-            .visit_current(&mut |row| batch.push(&dict, row))
+            .visit_current(&mut |row| {
+                if let Some(done) = progress.saw(row.seq) {
+                    tracing::info!(
+                        percent = done.percent,
+                        values = done.values,
+                        seconds = done.seconds,
+                        "loading the analytics read model"
+                    );
+                }
+                batch.push(&dict, row)
+            })
             .await?;
         let skipped = batch.skipped_rows;
         let model_dict = dict.clone();
@@ -292,4 +364,49 @@ pub struct Labelled<T> {
     #[serde(flatten)]
     pub answer: T,
     pub labels: Labels,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    /// With the interval passed, the last row of a block of rows reports where the load is:
+    /// seq `rows` of a change counter of 4 × rows is 25 %.
+    #[test]
+    fn a_long_load_reports_its_progress_by_seq() {
+        let rows = LoadProgress::CLOCK_EVERY_ROWS;
+        let mut progress = LoadProgress::new(4 * rows as i64, Instant::now(), Duration::ZERO);
+        // All but the last row of the block: the clock is not even read.
+        for seq in 1..rows as i64 {
+            assert_eq!(progress.saw(seq), None, "row {seq}");
+        }
+        let done = progress
+            .saw(rows as i64)
+            .expect("a report once the interval has passed");
+        assert_eq!(done.percent, 25);
+        assert_eq!(done.values, rows);
+    }
+
+    /// Within the interval nothing is said, however many rows go by.
+    #[test]
+    fn a_load_says_nothing_within_the_interval() {
+        let rows = LoadProgress::CLOCK_EVERY_ROWS as i64;
+        let hour = Duration::from_secs(3600);
+        let mut progress = LoadProgress::new(4 * rows, Instant::now(), hour);
+        for seq in 1..=3 * rows {
+            assert_eq!(progress.saw(seq), None, "row {seq}");
+        }
+    }
+
+    /// A change counter of 0 (rows written by hand without seqs, say) must not divide by zero.
+    #[test]
+    fn a_zero_change_counter_reports_the_load_complete() {
+        let mut progress = LoadProgress::new(0, Instant::now(), Duration::ZERO);
+        let mut last = None;
+        for _ in 0..LoadProgress::CLOCK_EVERY_ROWS {
+            last = progress.saw(0);
+        }
+        assert_eq!(last.map(|d| d.percent), Some(100));
+    }
 }
