@@ -97,29 +97,6 @@ fn long_text(chars: usize) -> String {
     "ệ".repeat(chars)
 }
 
-/// What a rejection must leave untouched.
-#[derive(Debug, PartialEq)]
-struct StoreState {
-    dump: String,
-    file_digest: String,
-    change_counter: i64,
-}
-
-async fn store_state(app: &TestApp) -> StoreState {
-    StoreState {
-        dump: app.store.dump().await.expect("dump the store"),
-        file_digest: app
-            .db
-            .sqlite_file_digest()
-            .expect("the SQLite backend has a database file"),
-        change_counter: app
-            .store
-            .change_counter()
-            .await
-            .expect("read the change counter"),
-    }
-}
-
 /// Starts an aggregator and stores one valid report, so later comparisons are made against a
 /// store that is not empty.
 async fn app_with_one_report() -> (TestApp, AggregatorClient, StoreState) {

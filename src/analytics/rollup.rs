@@ -317,10 +317,9 @@ pub(crate) fn over_time(values: LazyFrame, rules: LazyFrame, group: &[&str]) -> 
         .select(out)
 }
 
-/// Aggregates per-unit values over units: stocks and flows add up across units (the
-/// province's models registered are the sum of its districts' latest counts); maxima take
-/// the largest.
-pub(crate) fn over_units(per_unit: LazyFrame, rules: LazyFrame, group: &[&str]) -> LazyFrame {
+/// The group-by keys (`group`, then the indicator) and the columns a total keeps: the keys and
+/// the value its rule picks from the group's `sum` and `max` (the largest for maxima).
+fn keys_and_value_by_rule(group: &[&str]) -> (Vec<Expr>, Vec<Expr>) {
     let mut keys: Vec<Expr> = group.iter().map(|g| col(*g)).collect();
     keys.push(col(C_INDICATOR));
     let mut out = keys.clone();
@@ -330,6 +329,14 @@ pub(crate) fn over_units(per_unit: LazyFrame, rules: LazyFrame, group: &[&str]) 
             .otherwise(col("sum"))
             .alias(C_VALUE),
     );
+    (keys, out)
+}
+
+/// Aggregates per-unit values over units: stocks and flows add up across units (the
+/// province's models registered are the sum of its districts' latest counts); maxima take
+/// the largest.
+pub(crate) fn over_units(per_unit: LazyFrame, rules: LazyFrame, group: &[&str]) -> LazyFrame {
+    let (keys, out) = keys_and_value_by_rule(group);
     per_unit
         .join(
             rules,
@@ -371,15 +378,7 @@ pub(crate) fn totals_over_time_and_units(
             .reduce(|a, b| a.or(b))
             .unwrap_or(lit(false))
     };
-    let mut keys: Vec<Expr> = group.iter().map(|g| col(*g)).collect();
-    keys.push(col(C_INDICATOR));
-    let mut out = keys.clone();
-    out.push(
-        when(col("rule").eq(lit(2u32)))
-            .then(col("max"))
-            .otherwise(col("sum"))
-            .alias(C_VALUE),
-    );
+    let (keys, out) = keys_and_value_by_rule(group);
     // Flows and maxima: every row is aggregated, stocks' too, and the inner join with their
     // rules then drops the stocks' groups; cheaper than filtering every row first. With no
     // flow or maximum in scope the join leaves an empty frame of the right shape.

@@ -6,8 +6,7 @@
 use super::IngestBenchArgs;
 use crate::domain::period::date;
 use crate::domain::{
-    Catalog, DraftValue, Narrative, ReportDraft, ReportingUnit, UnitCode, UnitTree,
-    ValidationLimits, validation,
+    Catalog, DraftValue, Narrative, ReportDraft, UnitTree, ValidationLimits, validation,
 };
 use crate::grpc::client::AggregatorClient;
 use crate::store::bench::TempPgDatabase;
@@ -69,27 +68,6 @@ fn report(unit: usize, r: usize, tag: &str) -> ReportDraft {
     }
 }
 
-fn units(n: usize) -> anyhow::Result<UnitTree> {
-    let root = UnitCode::parse("BENCH").map_err(|e| anyhow::anyhow!("{e}"))?;
-    let mut list = vec![ReportingUnit {
-        code: root.clone(),
-        name: "Bench province".into(),
-        parent: None,
-        level: "province".into(),
-        population: 100_000 * n as u64,
-    }];
-    for u in 0..n {
-        list.push(ReportingUnit {
-            code: UnitCode::parse(&format!("U{u:04}")).map_err(|e| anyhow::anyhow!("{e}"))?,
-            name: format!("District {u}"),
-            parent: Some(root.clone()),
-            level: "district".into(),
-            population: 100_000,
-        });
-    }
-    Ok(UnitTree::build(list)?)
-}
-
 fn units_toml(n: usize) -> String {
     let mut t = String::from(
         "[[units]]\ncode = \"BENCH\"\nname = \"Bench province\"\nlevel = \"province\"\n",
@@ -133,7 +111,8 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 async fn bare_store(url: &str, args: &IngestBenchArgs) -> anyhow::Result<f64> {
     let store = store::open(url, &StoreOptions::default()).await?;
     let catalog = Arc::new(Catalog::embedded()?);
-    let tree = Arc::new(units(args.units)?);
+    // The tree the server process reads from its units file, so both passes see the same.
+    let tree = Arc::new(UnitTree::from_toml(&units_toml(args.units))?);
     let started = Instant::now();
     let mut tasks = Vec::new();
     for u in 0..args.units {

@@ -257,3 +257,27 @@ pub fn set_value(draft: &mut ReportDraft, indicator: &str, value: f64) {
         }),
     }
 }
+
+/// What a rejected input must leave untouched: the whole dump, the database file's bytes and
+/// the change counter (SQLite backend).
+#[derive(Debug, PartialEq)]
+pub struct StoreState {
+    pub dump: String,
+    pub file_digest: String,
+    pub change_counter: i64,
+}
+
+pub async fn store_state(app: &TestApp) -> StoreState {
+    StoreState {
+        dump: app.store.dump().await.expect("dump the store"),
+        file_digest: app
+            .db
+            .sqlite_file_digest()
+            .expect("the SQLite backend has a database file"),
+        change_counter: app
+            .store
+            .change_counter()
+            .await
+            .expect("read the change counter"),
+    }
+}

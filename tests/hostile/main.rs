@@ -43,28 +43,6 @@ const MEGABYTE: usize = 1_000_000;
 // The target: an aggregator, the state its store must stay in, and the checks after each case
 // ------------------------------------------------------------------------------------------
 
-#[derive(Debug, PartialEq)]
-struct StoreState {
-    dump: String,
-    file_digest: String,
-    change_counter: i64,
-}
-
-async fn store_state(app: &TestApp) -> StoreState {
-    StoreState {
-        dump: app.store.dump().await.expect("dump the store"),
-        file_digest: app
-            .db
-            .sqlite_file_digest()
-            .expect("the SQLite backend has a database file"),
-        change_counter: app
-            .store
-            .change_counter()
-            .await
-            .expect("read the change counter"),
-    }
-}
-
 fn describe(violations: &[Violation]) -> String {
     violations
         .iter()
