@@ -310,9 +310,10 @@ async fn many_units_at_once_lose_nothing(backend: Backend) {
     store.close().await;
 }
 
-/// Group commit on SQLite writes reports that arrive together in one transaction. A report the
-/// store itself refuses (its values name one indicator twice: validation would catch that, the
-/// values' primary key does too) must fail alone: the others are stored, and it leaves no row.
+/// Group commit (both backends) writes reports that arrive together in one transaction. A
+/// report the store itself refuses (its values name one indicator twice: validation would catch
+/// that, the values' primary key does too) must fail alone: the others are stored, and it
+/// leaves no row.
 async fn a_failing_report_does_not_take_its_group_down(backend: Backend) {
     let db = TestDb::new(backend).await;
     let store = open(&db).await;
@@ -370,6 +371,81 @@ async fn a_failing_report_does_not_take_its_group_down(backend: Backend) {
         "not even its current_reports row: {dump}"
     );
     store.close().await;
+}
+
+/// Two stores on one database, as two aggregator processes are: each has its own group
+/// committer, so their groups race. 16 revisions of one report go 8 through each store, and
+/// every one is also resent through the other store at the same moment (a client retrying
+/// elsewhere after a lost answer). Whatever the interleaving: 16 revisions numbered 1..=16,
+/// each submission id stored once, each resend answered with its original's revision.
+/// PostgreSQL only: it is the store several processes share (one SQLite file has one
+/// aggregator process).
+#[tokio::test]
+async fn two_stores_on_one_postgres_database_number_revisions_without_gaps() {
+    let db = TestDb::new(Backend::Postgres).await;
+    let stores = [open(&db).await, open(&db).await];
+    let mut tasks = Vec::new();
+    for i in 0..16_usize {
+        let mut draft = valid_report(&format!("two-{i}"), "BS03", "201909");
+        set_value(&mut draft, "tiep_cong_dan", i as f64);
+        let checked = Arc::new(check(&draft));
+        for through in [i % 2, (i + 1) % 2] {
+            let store = stores[through].clone();
+            let checked = checked.clone();
+            tasks.push(tokio::spawn(async move {
+                (i, store.record(new_revision(&checked)).await)
+            }));
+        }
+    }
+    // Submission i → the revision its Stored receipt and its Duplicate receipt name.
+    let mut stored: Vec<Option<u32>> = vec![None; 16];
+    let mut duplicated: Vec<Option<u32>> = vec![None; 16];
+    for task in tasks {
+        let (i, outcome) = task.await.expect("task");
+        match outcome.expect("record") {
+            Recorded::Stored(r) => {
+                assert!(stored[i].is_none(), "two-{i} stored twice");
+                stored[i] = Some(r.revision);
+            }
+            Recorded::Duplicate(r) => {
+                assert!(duplicated[i].is_none(), "two-{i} a duplicate twice");
+                duplicated[i] = Some(r.revision);
+            }
+            other => panic!("two-{i}: {other:?}"),
+        }
+    }
+    assert_eq!(
+        stored, duplicated,
+        "each resend names its original's revision"
+    );
+    let mut numbers: Vec<u32> = stored
+        .iter()
+        .map(|r| r.expect("each stored once"))
+        .collect();
+    numbers.sort_unstable();
+    assert_eq!(numbers, (1..=16).collect::<Vec<u32>>());
+    let all = stores[0]
+        .revisions("BS03", "DVCQ_THANG", "201909")
+        .await
+        .expect("read");
+    assert_eq!(all.len(), 16, "one row per submission id");
+    let latest = stores[1]
+        .latest("BS03", "DVCQ_THANG", "201909")
+        .await
+        .expect("read")
+        .expect("present");
+    // The current report is the one whose receipt said 16; submission i carries value i.
+    let sender_of_last = stored.iter().position(|r| *r == Some(16));
+    let value = latest
+        .report
+        .values
+        .iter()
+        .find(|v| v.indicator.as_str() == "tiep_cong_dan")
+        .map(|v| v.value as usize);
+    assert_eq!((latest.revision, value), (16, sender_of_last));
+    for store in stores {
+        store.close().await;
+    }
 }
 
 async fn reopening_runs_no_migration_twice(backend: Backend) {

@@ -66,6 +66,7 @@ macro_rules! submission_columns {
          shortcomings, proposals, warnings"
     };
 }
+pub(super) use submission_columns;
 
 pub(super) const INSERT_SUBMISSION: &str = concat!(
     "INSERT INTO submissions (",

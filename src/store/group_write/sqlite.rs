@@ -1,18 +1,11 @@
-//! The SQL of one SQLite group commit: a whole group of reports written with a handful of
-//! set-based statements instead of five statements per report. Each statement is a round trip
-//! to sqlx's SQLite worker thread, and at thousands of reports a second those round trips, not
-//! the disk, were what held ingest back.
-//!
-//! The outcome is exactly that of writing the reports one after another in queue order: a
-//! submission id seen before (in the store, or earlier in the group) is recognised as a
-//! duplicate or a conflict; each new revision takes the next number of its report; the change
-//! counter grows by one per revision, in queue order. SQLite-only: it numbers revisions and
-//! seqs itself, which is safe because the caller holds SQLite's single write transaction
-//! (another process writing the same file makes a statement fail, and the caller then falls
-//! back to one transaction per report).
+//! SQLite's group write. It numbers revisions and seqs itself, which is safe because the caller
+//! holds SQLite's single write transaction (another process writing the same file makes a
+//! statement fail, and the caller then falls back to one transaction per report). The change
+//! counter grows by one per revision, in queue order.
 
-use super::queries::{self as q, RevisionRow};
-use super::{NewRevision, Recorded, StoreError};
+use super::{GroupPlan, Planned, ReportKey, last_per_report, plan};
+use crate::store::queries::{self as q, RevisionRow};
+use crate::store::{NewRevision, Recorded, StoreError};
 use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
 use std::collections::HashMap;
 
@@ -25,81 +18,20 @@ const SUBMISSION_PARAMETERS: usize = 18;
 /// Parameters of one `submission_values` row.
 const VALUE_PARAMETERS: usize = 4;
 
-type ReportKey = (String, String, String);
-
-/// A revision this group will insert, with the numbers it was given.
-struct Planned<'g> {
-    new: &'g NewRevision,
-    seq: i64,
-    revision: u32,
-    period: String,
-    warnings: String,
-}
-
 /// Writes `group` inside the caller's open transaction and returns each report's outcome in
 /// order. Nothing is durable (or answered) until the caller commits.
-pub(super) async fn write_group(
+pub(in crate::store) async fn write_group(
     conn: &mut SqliteConnection,
     group: &[&NewRevision],
 ) -> Result<Vec<Recorded>, StoreError> {
-    let stored_before = known_submissions(conn, group).await?;
-    let mut revisions = current_revisions(conn, group).await?;
-    let mut next_seq = next_seq(conn).await?;
-
-    let mut planned: Vec<Planned<'_>> = Vec::new();
-    // Submission id → index in `planned`, for repeats within the group.
-    let mut in_group: HashMap<&str, usize> = HashMap::new();
-    let mut outcomes = Vec::with_capacity(group.len());
-    for new in group {
-        let id = new.report.submission_id.as_str();
-        if let Some(row) = stored_before.get(id) {
-            outcomes.push(row.clone().recognise(&new.content_hash)?);
-            continue;
-        }
-        if let Some(&earlier) = in_group.get(id) {
-            outcomes.push(recognise_planned(&planned[earlier], &new.content_hash));
-            continue;
-        }
-        let period = new.report.period.to_string();
-        let key = (
-            new.report.unit.as_str().to_owned(),
-            new.report.data_set.as_str().to_owned(),
-            period.clone(),
-        );
-        let revision = revisions.get(&key).copied().unwrap_or(0) + 1;
-        revisions.insert(key, revision);
-        let warnings = serde_json::to_string(&new.warnings)
-            .map_err(|e| StoreError::Internal(e.to_string()))?;
-        outcomes.push(Recorded::Stored(q::stored_receipt(new, revision)));
-        in_group.insert(id, planned.len());
-        planned.push(Planned {
-            new,
-            seq: next_seq,
-            revision,
-            period,
-            warnings,
-        });
-        next_seq += 1;
-    }
-
+    let known = known_submissions(conn, group).await?;
+    let latest = current_revisions(conn, group).await?;
+    let first_seq = next_seq(conn).await?;
+    let GroupPlan { planned, outcomes } = plan(group, &known, latest, first_seq)?;
     insert_submissions(conn, &planned).await?;
     insert_values(conn, &planned).await?;
     point_current_at(conn, &planned).await?;
     Ok(outcomes)
-}
-
-/// What an earlier report of this same group means for a repeat of its submission id: the
-/// same rule as `RevisionRow::recognise`, applied to a row not yet written.
-fn recognise_planned(earlier: &Planned<'_>, content_hash: &str) -> Recorded {
-    if earlier.new.content_hash != content_hash {
-        return Recorded::Conflict {
-            existing_hash: earlier.new.content_hash.clone(),
-            existing_revision: earlier.revision,
-        };
-    }
-    let mut receipt = q::stored_receipt(earlier.new, earlier.revision);
-    receipt.status = crate::domain::ReceiptStatus::Duplicate;
-    Recorded::Duplicate(receipt)
 }
 
 /// Rows already stored under the group's submission ids.
@@ -119,7 +51,7 @@ async fn known_submissions(
     let rows = query.build().fetch_all(&mut *conn).await?;
     let mut known = HashMap::with_capacity(rows.len());
     for row in &rows {
-        let row = super::sqlite::decode_revision_row(row)?;
+        let row = crate::store::sqlite::decode_revision_row(row)?;
         known.insert(row.submission_id.clone(), row);
     }
     Ok(known)
@@ -229,27 +161,15 @@ async fn point_current_at(
     conn: &mut SqliteConnection,
     planned: &[Planned<'_>],
 ) -> Result<(), StoreError> {
-    let mut last: HashMap<(&str, &str, &str), &Planned<'_>> = HashMap::new();
-    for p in planned {
-        let report = &p.new.report;
-        last.insert(
-            (
-                report.unit.as_str(),
-                report.data_set.as_str(),
-                p.period.as_str(),
-            ),
-            p,
-        );
-    }
-    let rows: Vec<_> = last.into_iter().collect();
+    let rows = last_per_report(planned);
     for chunk in rows.chunks(MAX_PARAMETERS / 5) {
         let mut upsert = QueryBuilder::<Sqlite>::new(
             "INSERT INTO current_reports (unit_code, data_set, period, revision, seq) ",
         );
-        upsert.push_values(chunk, |mut row, ((unit, data_set, period), p)| {
-            row.push_bind(*unit)
-                .push_bind(*data_set)
-                .push_bind(*period)
+        upsert.push_values(chunk, |mut row, p| {
+            row.push_bind(p.new.report.unit.as_str())
+                .push_bind(p.new.report.data_set.as_str())
+                .push_bind(p.period.as_str())
                 .push_bind(i64::from(p.revision))
                 .push_bind(p.seq);
         });
