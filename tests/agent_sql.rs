@@ -112,12 +112,7 @@ async fn deliver_and_check(url: &str) {
     assert_eq!((again.queued, again.corrections), (0, 0));
     agent.close().await;
 
-    let stored = app
-        .store
-        .latest(UNIT, DATA_SET, "201909")
-        .await
-        .expect("read")
-        .expect("stored");
+    let stored = app.stored(UNIT, DATA_SET, "201909").await;
     for v in valid_report("", UNIT, "201909").values {
         assert_eq!(
             stored.report.value(&v.indicator),

@@ -54,12 +54,7 @@ async fn submit_duplicate_revision_conflict(backend: Backend) {
         (second.revision, second.status),
         (2, ReceiptStatus::Revision)
     );
-    let latest = app
-        .store
-        .latest("BS03", "DVCQ_THANG", "201909")
-        .await
-        .expect("read")
-        .expect("stored");
+    let latest = app.stored("BS03", "DVCQ_THANG", "201909").await;
     assert_eq!(latest.report.value("hs_dung_han"), Some(2500.0));
 
     // The same id with other content is refused and changes nothing.

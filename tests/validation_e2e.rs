@@ -984,20 +984,10 @@ async fn a_batch_stores_the_good_reports_and_refuses_the_bad_one() {
         describe(&failure.violations)
     );
 
-    let stored1 = app
-        .store
-        .latest("BS03", "DVCQ_THANG", PERIOD)
-        .await
-        .expect("read BS03")
-        .expect("good1 is stored");
+    let stored1 = app.stored("BS03", "DVCQ_THANG", PERIOD).await;
     assert_eq!(stored1.report.submission_id.as_str(), good1.submission_id);
     assert_eq!(stored1.report.value("hs_dung_han"), Some(2512.0));
-    let stored2 = app
-        .store
-        .latest("BS05", "DVCQ_THANG", "201910")
-        .await
-        .expect("read BS05")
-        .expect("good2 is stored");
+    let stored2 = app.stored("BS05", "DVCQ_THANG", "201910").await;
     assert_eq!(stored2.report.submission_id.as_str(), good2.submission_id);
     assert!(
         app.store
@@ -1038,12 +1028,7 @@ async fn decimals_large_amounts_and_values_at_the_limits_are_accepted() {
         .await
         .expect("decimal area and 35 billion đồng are valid");
     assert_eq!(receipt.status, ReceiptStatus::New);
-    let stored = app
-        .store
-        .latest("BS06", "DVCQ_THANG", PERIOD)
-        .await
-        .expect("read BS06")
-        .expect("stored");
+    let stored = app.stored("BS06", "DVCQ_THANG", PERIOD).await;
     assert_eq!(stored.report.value("dat_hien"), Some(area));
     assert_eq!(stored.report.value("von_huy_dong"), Some(amount));
 
@@ -1064,12 +1049,7 @@ async fn decimals_large_amounts_and_values_at_the_limits_are_accepted() {
         .await
         .expect("values at their limits are valid");
     assert_eq!(receipt.status, ReceiptStatus::New);
-    let stored = app
-        .store
-        .latest("BS07", "DVCQ_THANG", PERIOD)
-        .await
-        .expect("read BS07")
-        .expect("stored");
+    let stored = app.stored("BS07", "DVCQ_THANG", PERIOD).await;
     assert_eq!(stored.report.value("hs_tiep_nhan"), Some(1_000_000.0));
     assert_eq!(stored.report.value("doi_thoai"), Some(1000.0));
     assert_eq!(stored.report.value("dat_hien"), Some(0.25));

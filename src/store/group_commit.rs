@@ -123,9 +123,7 @@ async fn commit_group(writer: &impl GroupWriter, group: Vec<Pending>) {
     let size = group.len();
     let started = std::time::Instant::now();
     let revisions: Vec<&NewRevision> = group.iter().map(|p| &p.revision).collect();
-    let committed = writer.commit_group(&revisions).await;
-    drop(revisions);
-    match committed {
+    match writer.commit_group(&revisions).await {
         Ok(recorded) => {
             // Group sizes and write times: what an operator tunes ingest with.
             debug!(

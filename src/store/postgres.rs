@@ -3,8 +3,7 @@
 //! for each other. Reports go through the group committer: at a deadline's rush a transaction
 //! per report spent PostgreSQL's CPU on about seven round trips each, and p99 grew with it.
 
-use super::group_commit::{GroupCommitter, GroupWriter};
-use super::group_write::write_group_postgres;
+use super::group_commit::GroupCommitter;
 use super::queries::sql_store;
 use super::{NewRevision, Recorded, StoreError, StoreOptions};
 use sqlx::PgPool;
@@ -26,7 +25,7 @@ impl PgStore {
         sqlx::migrate!("src/store/migrations/postgres")
             .run(&pool)
             .await?;
-        let committer = GroupCommitter::start(PgGroupWriter(pool.clone()));
+        let committer = GroupCommitter::start(StoreGroupWriter(pool.clone()));
         Ok(PgStore { pool, committer })
     }
 
@@ -39,30 +38,12 @@ impl PgStore {
     }
 }
 
-/// Each group on one pooled connection; other processes' groups run beside it, ordered by the
-/// row locks the group write takes.
-struct PgGroupWriter(PgPool);
-
-#[async_trait::async_trait]
-impl GroupWriter for PgGroupWriter {
-    async fn commit_group(&self, group: &[&NewRevision]) -> Result<Vec<Recorded>, StoreError> {
-        // Rolled back when dropped on any error: nothing half-written is ever answered.
-        let mut tx = self.0.begin().await?;
-        let recorded = write_group_postgres(&mut tx, group).await?;
-        tx.commit().await?;
-        Ok(recorded)
-    }
-
-    async fn record_alone(&self, revision: &NewRevision) -> Result<Recorded, StoreError> {
-        record_alone(&self.0, revision).await
-    }
-}
-
 sql_store!(
     PgStore,
     sqlx::Postgres,
     writer = pool,
     reader = pool,
+    group_write = super::group_write::write_group_postgres,
     name = "postgres"
 );
 super::reviews::review_store!(PgStore, writer = pool, reader = pool);

@@ -278,7 +278,14 @@ impl RevisionRow {
 /// Expands to `impl Store for $store`, where `$store` has a writer and a reader pool field of
 /// database `$db` (they may be the same pool).
 macro_rules! sql_store {
-    ($store:ty, $db:ty, writer = $writer:ident, reader = $reader:ident, name = $name:expr) => {
+    (
+        $store:ty,
+        $db:ty,
+        writer = $writer:ident,
+        reader = $reader:ident,
+        group_write = $group_write:path,
+        name = $name:expr
+    ) => {
         pub(super) fn decode_revision_row(
             row: &<$db as sqlx::Database>::Row,
         ) -> Result<$crate::store::queries::RevisionRow, sqlx::Error> {
@@ -435,6 +442,31 @@ macro_rules! sql_store {
                 "submission {} kept racing a concurrent write; try again",
                 new.report.submission_id
             )))
+        }
+
+        /// What the group committer writes through: a whole group in one transaction with the
+        /// backend's set-based SQL, or one report alone when a group fails.
+        struct StoreGroupWriter(sqlx::Pool<$db>);
+
+        #[async_trait::async_trait]
+        impl $crate::store::group_commit::GroupWriter for StoreGroupWriter {
+            async fn commit_group(
+                &self,
+                group: &[&$crate::store::NewRevision],
+            ) -> Result<Vec<$crate::store::Recorded>, $crate::store::StoreError> {
+                // Rolled back when dropped on any error: nothing half-written is answered.
+                let mut tx = self.0.begin().await?;
+                let recorded = $group_write(&mut tx, group).await?;
+                tx.commit().await?;
+                Ok(recorded)
+            }
+
+            async fn record_alone(
+                &self,
+                revision: &$crate::store::NewRevision,
+            ) -> Result<$crate::store::Recorded, $crate::store::StoreError> {
+                record_alone(&self.0, revision).await
+            }
         }
 
         impl $store {

@@ -4,8 +4,7 @@
 //! report survives a power cut, not only a process crash. Reports are written through the
 //! group committer, which shares one commit among the reports that arrive together.
 
-use super::group_commit::{GroupCommitter, GroupWriter};
-use super::group_write::write_group_sqlite;
+use super::group_commit::GroupCommitter;
 use super::queries::sql_store;
 use super::{NewRevision, Recorded, StoreError, StoreOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
@@ -56,7 +55,7 @@ impl SqliteStore {
             .acquire_timeout(options.acquire_timeout)
             .connect_with(connect.read_only(true))
             .await?;
-        let committer = GroupCommitter::start(SqliteGroupWriter(writer.clone()));
+        let committer = GroupCommitter::start(StoreGroupWriter(writer.clone()));
         Ok(SqliteStore {
             writer,
             reader,
@@ -73,29 +72,12 @@ impl SqliteStore {
     }
 }
 
-/// Groups go through the single writer connection.
-struct SqliteGroupWriter(SqlitePool);
-
-#[async_trait::async_trait]
-impl GroupWriter for SqliteGroupWriter {
-    async fn commit_group(&self, group: &[&NewRevision]) -> Result<Vec<Recorded>, StoreError> {
-        // Dropped uncommitted on any error: nothing half-written is ever answered.
-        let mut tx = self.0.begin().await?;
-        let recorded = write_group_sqlite(&mut tx, group).await?;
-        tx.commit().await?;
-        Ok(recorded)
-    }
-
-    async fn record_alone(&self, revision: &NewRevision) -> Result<Recorded, StoreError> {
-        record_alone(&self.0, revision).await
-    }
-}
-
 sql_store!(
     SqliteStore,
     sqlx::Sqlite,
     writer = writer,
     reader = reader,
+    group_write = super::group_write::write_group_sqlite,
     name = "sqlite"
 );
 super::reviews::review_store!(SqliteStore, writer = writer, reader = reader);

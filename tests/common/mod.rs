@@ -11,7 +11,7 @@ use tonghop::domain::{DraftValue, Narrative, ReportDraft};
 use tonghop::grpc::client::AggregatorClient;
 use tonghop::grpc::{Application, ServerHandle, ServerOptions};
 use tonghop::ingest::Clock;
-use tonghop::store::Store;
+use tonghop::store::{Store, StoredRevision};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
@@ -134,6 +134,16 @@ impl TestApp {
         AggregatorClient::connect(&self.endpoint)
             .await
             .expect("connect to test server")
+    }
+
+    /// The latest stored revision of a report, read straight from the store: what a test
+    /// checks after a submit was acknowledged. Panics, naming the report, if there is none.
+    pub async fn stored(&self, unit: &str, data_set: &str, period: &str) -> StoredRevision {
+        self.store
+            .latest(unit, data_set, period)
+            .await
+            .unwrap_or_else(|e| panic!("read {unit}/{data_set}/{period}: {e}"))
+            .unwrap_or_else(|| panic!("{unit}/{data_set}/{period} is stored"))
     }
 
     pub async fn stop(self) {

@@ -153,12 +153,7 @@ async fn vietnamese_text_is_stored_verbatim_precomposed_or_decomposed() {
         .await
         .expect("Vietnamese text is valid");
     assert_eq!(receipt.status, ReceiptStatus::New);
-    let stored = app
-        .store
-        .latest("BS06", "DVCQ_THANG", PERIOD)
-        .await
-        .expect("read BS06")
-        .expect("stored");
+    let stored = app.stored("BS06", "DVCQ_THANG", PERIOD).await;
     assert_eq!(stored.report.narrative, draft.narrative, "byte for byte");
     assert_eq!(stored.report.prepared_by, draft.prepared_by);
     let comment = stored
