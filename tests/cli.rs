@@ -214,3 +214,21 @@ async fn certs_init_then_serve_and_submit_over_mutual_tls() {
     );
     assert!(server.terminate().success());
 }
+
+/// More reports per unit than there are past months to give them would fail midway, after
+/// the bare-store pass, with a validation error about the future; it is refused up front.
+#[test]
+fn bench_ingest_refuses_more_reports_than_past_months() {
+    let output = Command::new(BIN)
+        .args(["bench", "ingest", "--skip-postgres", "--reports", "301"])
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("run tonghop bench ingest");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("--reports") && stderr.contains("301") && stderr.contains("1..=300"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("bare store"), "{stderr}");
+}

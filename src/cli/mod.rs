@@ -305,7 +305,13 @@ pub struct IngestBenchArgs {
     #[arg(long, default_value_t = 64)]
     pub units: usize,
     /// Reports per unit (20 values each): 64 × 200 = 12,800 reports, a few seconds of load.
-    #[arg(long, default_value_t = 200)]
+    /// Each is a new month from January 2000, so at most 300 (December 2024): a later month
+    /// would be refused as a period in the future.
+    #[arg(
+        long,
+        default_value_t = 200,
+        value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=300)
+    )]
     pub reports: usize,
     /// Only SQLite.
     #[arg(long)]
