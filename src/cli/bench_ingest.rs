@@ -52,9 +52,16 @@ fn values(seed: usize) -> Vec<DraftValue> {
     .collect()
 }
 
+/// The year of each unit's first report: report r is month r from January of it.
+const FIRST_YEAR: i32 = 2000;
+
+/// Most reports per unit: the months from January `FIRST_YEAR` through December 2024. A later
+/// month could lie in the server's future and be refused midway through a run.
+pub(super) const MAX_REPORTS_PER_UNIT: u64 = (2024 - FIRST_YEAR as u64 + 1) * 12;
+
 fn report(unit: usize, r: usize, tag: &str) -> ReportDraft {
-    // Report r of a unit is month r from January 2000: every (unit, period) is new.
-    let year = 2000 + (r / 12) as i32;
+    // Report r of a unit is month r from January FIRST_YEAR: every (unit, period) is new.
+    let year = FIRST_YEAR + (r / 12) as i32;
     let month = r % 12 + 1;
     ReportDraft {
         submission_id: format!("{tag}-U{unit:04}-{r}"),

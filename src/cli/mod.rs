@@ -310,7 +310,8 @@ pub struct IngestBenchArgs {
     #[arg(
         long,
         default_value_t = 200,
-        value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=300)
+        value_parser = clap::builder::RangedU64ValueParser::<usize>::new()
+            .range(1..=bench_ingest::MAX_REPORTS_PER_UNIT)
     )]
     pub reports: usize,
     /// Only SQLite.
