@@ -3,7 +3,7 @@
 //! for each other. Reports go through the group committer: at a deadline's rush a transaction
 //! per report spent PostgreSQL's CPU on about seven round trips each, and p99 grew with it.
 
-use super::group_commit::GroupCommitter;
+use super::group_commit::{GroupCommitter, GroupWriter};
 use super::queries::sql_store;
 use super::{NewRevision, Recorded, StoreError, StoreOptions};
 use sqlx::PgPool;
@@ -25,7 +25,7 @@ impl PgStore {
         sqlx::migrate!("src/store/migrations/postgres")
             .run(&pool)
             .await?;
-        let committer = GroupCommitter::start(StoreGroupWriter(pool.clone()));
+        let committer = GroupCommitter::start(PgGroupWriter(pool.clone()));
         Ok(PgStore { pool, committer })
     }
 
@@ -35,6 +35,22 @@ impl PgStore {
 
     async fn finish_writes(&self) {
         self.committer.finish().await;
+    }
+}
+
+/// The group committer's writer: a commit here is durable when it returns (the server's
+/// `synchronous_commit`), so there is nothing left to flush.
+struct PgGroupWriter(PgPool);
+
+#[async_trait::async_trait]
+impl GroupWriter for PgGroupWriter {
+    async fn commit_group(&self, group: &[&NewRevision]) -> Result<Vec<Recorded>, StoreError> {
+        let mut conn = self.0.acquire().await?;
+        commit_group_on(&mut conn, group).await
+    }
+
+    async fn record_alone(&self, revision: &NewRevision) -> Result<Recorded, StoreError> {
+        record_alone(&self.0, revision).await
     }
 }
 

@@ -444,29 +444,19 @@ macro_rules! sql_store {
             )))
         }
 
-        /// What the group committer writes through: a whole group in one transaction with the
-        /// backend's set-based SQL, or one report alone when a group fails.
-        struct StoreGroupWriter(sqlx::Pool<$db>);
-
-        #[async_trait::async_trait]
-        impl $crate::store::group_commit::GroupWriter for StoreGroupWriter {
-            async fn commit_group(
-                &self,
-                group: &[&$crate::store::NewRevision],
-            ) -> Result<Vec<$crate::store::Recorded>, $crate::store::StoreError> {
-                // Rolled back when dropped on any error: nothing half-written is answered.
-                let mut tx = self.0.begin().await?;
-                let recorded = $group_write(&mut tx, group).await?;
-                tx.commit().await?;
-                Ok(recorded)
-            }
-
-            async fn record_alone(
-                &self,
-                revision: &$crate::store::NewRevision,
-            ) -> Result<$crate::store::Recorded, $crate::store::StoreError> {
-                record_alone(&self.0, revision).await
-            }
+        /// A whole group in one transaction on `conn`, with the backend's set-based SQL,
+        /// committed before it returns; on an error it is rolled back and nothing is written.
+        /// Each backend's group writer (`GroupWriter`) calls it with its writing connection.
+        async fn commit_group_on(
+            conn: &mut <$db as sqlx::Database>::Connection,
+            group: &[&$crate::store::NewRevision],
+        ) -> Result<Vec<$crate::store::Recorded>, $crate::store::StoreError> {
+            use sqlx::Connection;
+            // Rolled back when dropped on any error: nothing half-written is answered.
+            let mut tx = conn.begin().await?;
+            let recorded = $group_write(&mut tx, group).await?;
+            tx.commit().await?;
+            Ok(recorded)
         }
 
         impl $store {

@@ -146,13 +146,14 @@ fn last_per_report<'p, 'g>(planned: &'p [Planned<'g>]) -> Vec<&'p Planned<'g>> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(in crate::store) mod tests {
     use super::*;
     use crate::domain::{DataSetCode, DateWindow, Narrative, PeriodId, Report, SubmissionId};
     use crate::domain::{ReceiptStatus, UnitCode};
     use chrono::{NaiveDate, TimeZone, Utc};
 
-    fn new_revision(id: &str, unit: &str, hash: &str) -> NewRevision {
+    /// A report with no values, for tests of how groups are decided and committed.
+    pub(in crate::store) fn new_revision(id: &str, unit: &str, hash: &str) -> NewRevision {
         let day = |d| NaiveDate::from_ymd_opt(2026, 1, d).unwrap_or_default();
         NewRevision {
             report: Report {
