@@ -314,3 +314,74 @@ async fn graceful_shutdown_acknowledges_only_committed_reports() {
     );
     store.close().await;
 }
+
+/// A batch's reports go to the store together and are answered in the order sent; a batch that
+/// names one report twice, or one submission id twice, is decided in the order sent too.
+async fn a_batch_is_answered_in_order(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let mut client = app.client().await;
+
+    // 2 units × 12 months of 2019: 24 distinct reports.
+    let distinct: Vec<_> = ["BS03", "BS05"]
+        .iter()
+        .flat_map(|unit| {
+            (1..=12).map(move |month| {
+                let period = format!("2019{month:02}");
+                valid_report(&format!("batch-{unit}-{period}"), unit, &period)
+            })
+        })
+        .collect();
+    let results = client.submit_batch(&distinct).await.expect("batch call");
+    assert_eq!(results.len(), 24);
+    for (result, draft) in results.iter().zip(&distinct) {
+        let receipt = result
+            .as_ref()
+            .unwrap_or_else(|e| panic!("{} is valid: {e:?}", draft.submission_id));
+        assert_eq!(receipt.submission_id.as_str(), draft.submission_id);
+        assert_eq!((receipt.revision, receipt.status), (1, ReceiptStatus::New));
+    }
+    let june = app.stored("BS05", "DVCQ_THANG", "201906").await;
+    assert_eq!(june.report.submission_id.as_str(), "batch-BS05-201906");
+
+    // One report twice (a correction after the original), then the original's id again.
+    let original = valid_report("repeat-1", "BS03", "202001");
+    let mut correction = valid_report("repeat-2", "BS03", "202001");
+    set_value(&mut correction, "hs_dung_han", 2500.0);
+    let results = client
+        .submit_batch(&[original.clone(), correction, original])
+        .await
+        .expect("batch call");
+    let answers: Vec<_> = results
+        .iter()
+        .map(|r| {
+            let receipt = r.as_ref().expect("each report is valid");
+            (
+                receipt.submission_id.to_string(),
+                receipt.revision,
+                receipt.status,
+            )
+        })
+        .collect();
+    assert_eq!(
+        answers,
+        [
+            ("repeat-1".to_owned(), 1, ReceiptStatus::New),
+            ("repeat-2".to_owned(), 2, ReceiptStatus::Revision),
+            ("repeat-1".to_owned(), 1, ReceiptStatus::Duplicate),
+        ]
+    );
+    let latest = app.stored("BS03", "DVCQ_THANG", "202001").await;
+    assert_eq!(latest.revision, 2);
+    assert_eq!(latest.report.value("hs_dung_han"), Some(2500.0));
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_batch_is_answered_in_order_on_sqlite() {
+    a_batch_is_answered_in_order(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn a_batch_is_answered_in_order_on_postgres() {
+    a_batch_is_answered_in_order(Backend::Postgres).await;
+}

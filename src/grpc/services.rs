@@ -57,14 +57,19 @@ impl IngestService for IngestApi {
     ) -> Result<Response<pb::SubmitBatchResponse>, Status> {
         let principal = Guard::principal(&request)?;
         let reports = request.into_inner().reports;
+        let mut submission_ids = Vec::with_capacity(reports.len());
+        // Each report is checked on its own: a refused one does not hold back the others.
+        let batch: Vec<Result<_, Status>> = reports
+            .into_iter()
+            .map(|report| {
+                submission_ids.push(report.submission_id.clone());
+                self.may_submit(&principal, &report)
+                    .map(|()| draft_from_pb(report))
+            })
+            .collect();
+        let outcomes = self.ingestor.submit_batch(batch).await;
         let mut response = pb::SubmitBatchResponse::default();
-        for report in reports {
-            let submission_id = report.submission_id.clone();
-            // Each report is checked on its own: a refused one does not hold back the others.
-            let outcome = match self.may_submit(&principal, &report) {
-                Err(status) => Err(status),
-                Ok(()) => Ok(self.ingestor.submit(draft_from_pb(report)).await),
-            };
+        for (submission_id, outcome) in submission_ids.into_iter().zip(outcomes) {
             let outcome = match outcome {
                 Err(status) => {
                     response.rejected += 1;
@@ -75,16 +80,14 @@ impl IngestService for IngestApi {
                         retryable: false,
                     })
                 }
-                Ok(outcome) => match outcome {
-                    Ok(receipt) => {
-                        response.accepted += 1;
-                        pb::submit_result::Outcome::Receipt(receipt_to_pb(&receipt))
-                    }
-                    Err(e) => {
-                        response.rejected += 1;
-                        pb::submit_result::Outcome::Rejection(to_rejection(&e))
-                    }
-                },
+                Ok(Ok(receipt)) => {
+                    response.accepted += 1;
+                    pb::submit_result::Outcome::Receipt(receipt_to_pb(&receipt))
+                }
+                Ok(Err(e)) => {
+                    response.rejected += 1;
+                    pb::submit_result::Outcome::Rejection(to_rejection(&e))
+                }
             };
             response.results.push(pb::SubmitResult {
                 submission_id,

@@ -146,17 +146,51 @@ impl Ingestor {
         }
     }
 
-    /// Each report on its own: one bad report does not hold back the others.
-    pub async fn submit_batch(
+    /// A batch: each report on its own (one bad report does not hold back the others), and
+    /// all of them sent to the store at once, so that they share group commits instead of each
+    /// waiting for a commit of its own. `Err` entries, refused before validation (by
+    /// authorization, say), keep their place in the answer. A batch that names one submission
+    /// id or one report (unit, data set, period) twice is taken one report after another
+    /// instead: then the order sent decides revision numbers and which copy is the duplicate,
+    /// as it does for separate calls.
+    pub async fn submit_batch<E>(
         &self,
-        drafts: Vec<ReportDraft>,
-    ) -> Vec<Result<Receipt, IngestError>> {
-        let mut results = Vec::with_capacity(drafts.len());
-        for draft in drafts {
-            results.push(self.submit(draft).await);
+        batch: Vec<Result<ReportDraft, E>>,
+    ) -> Vec<Result<Result<Receipt, IngestError>, E>> {
+        let together = !names_anything_twice(batch.iter().filter_map(|entry| entry.as_ref().ok()));
+        let submit = |entry: Result<ReportDraft, E>| async move {
+            match entry {
+                Ok(draft) => Ok(self.submit(draft).await),
+                Err(refused) => Err(refused),
+            }
+        };
+        if together {
+            return futures::future::join_all(batch.into_iter().map(submit)).await;
         }
-        results
+        let mut outcomes = Vec::with_capacity(batch.len());
+        for entry in batch {
+            outcomes.push(submit(entry).await);
+        }
+        outcomes
     }
+}
+
+/// Whether two drafts share a submission id or a report. Compared as sent: a code or a period
+/// is accepted only exactly as written, so two spellings never name one report.
+fn names_anything_twice<'d>(drafts: impl Iterator<Item = &'d ReportDraft>) -> bool {
+    let mut ids = std::collections::HashSet::new();
+    let mut reports = std::collections::HashSet::new();
+    for draft in drafts {
+        let report = (
+            draft.unit_code.as_str(),
+            draft.data_set.as_str(),
+            draft.period.as_str(),
+        );
+        if !ids.insert(draft.submission_id.as_str()) || !reports.insert(report) {
+            return true;
+        }
+    }
+    false
 }
 
 /// A client-supplied string for a log line: at most 64 characters (Debug-escaped by the caller).
