@@ -57,12 +57,11 @@ impl IngestService for IngestApi {
     ) -> Result<Response<pb::SubmitBatchResponse>, Status> {
         let principal = Guard::principal(&request)?;
         let reports = request.into_inner().reports;
-        let mut submission_ids = Vec::with_capacity(reports.len());
+        let submission_ids: Vec<String> = reports.iter().map(|r| r.submission_id.clone()).collect();
         // Each report is checked on its own: a refused one does not hold back the others.
         let batch: Vec<Result<_, Status>> = reports
             .into_iter()
             .map(|report| {
-                submission_ids.push(report.submission_id.clone());
                 self.may_submit(&principal, &report)
                     .map(|()| draft_from_pb(report))
             })

@@ -146,9 +146,9 @@ impl Ingestor {
         }
     }
 
-    /// A batch: each report on its own (one bad report does not hold back the others), and
-    /// all of them sent to the store at once, so that they share group commits instead of each
-    /// waiting for a commit of its own. `Err` entries, refused before validation (by
+    /// A batch: each report on its own (one bad report does not hold back the others), and up
+    /// to `BATCH_IN_FLIGHT` of them in the store's queue at once, so that they share group
+    /// commits instead of each waiting for a commit of its own. `Err` entries, refused before validation (by
     /// authorization, say), keep their place in the answer. A batch that names one submission
     /// id or one report (unit, data set, period) twice is taken one report after another
     /// instead: then the order sent decides revision numbers and which copy is the duplicate,
@@ -165,7 +165,13 @@ impl Ingestor {
             }
         };
         if together {
-            return futures::future::join_all(batch.into_iter().map(submit)).await;
+            use futures::StreamExt;
+            // `buffered` answers in the order sent.
+            return futures::stream::iter(batch)
+                .map(submit)
+                .buffered(BATCH_IN_FLIGHT)
+                .collect()
+                .await;
         }
         let mut outcomes = Vec::with_capacity(batch.len());
         for entry in batch {
@@ -174,6 +180,11 @@ impl Ingestor {
         outcomes
     }
 }
+
+/// Reports of one batch in the store's queue at once: enough to fill a group commit, few enough
+/// that a batch of thousands (a 4 MiB message of small reports) does not fill the queue ahead of
+/// every other caller.
+const BATCH_IN_FLIGHT: usize = 64;
 
 /// Whether two drafts share a submission id or a report. Compared as sent: a code or a period
 /// is accepted only exactly as written, so two spellings never name one report.
@@ -205,4 +216,45 @@ fn loggable(raw: &str) -> String {
 /// True for receipts that wrote something (for counting in the demo and batch summaries).
 pub fn wrote(receipt: &Receipt) -> bool {
     receipt.status != ReceiptStatus::Duplicate
+}
+
+#[cfg(test)]
+mod tests {
+    use super::names_anything_twice;
+    use crate::domain::ReportDraft;
+
+    fn draft(id: &str, unit: &str, period: &str) -> ReportDraft {
+        ReportDraft {
+            submission_id: id.into(),
+            unit_code: unit.into(),
+            data_set: "DVCQ_THANG".into(),
+            period: period.into(),
+            values: Vec::new(),
+            narrative: Default::default(),
+            prepared_by: "test".into(),
+            client_time: None,
+        }
+    }
+
+    #[test]
+    fn a_batch_goes_together_only_when_no_id_and_no_report_repeats() {
+        let a = draft("a", "BS03", "201909");
+        let other_unit = draft("b", "BS05", "201909");
+        let other_period = draft("c", "BS03", "201910");
+        assert!(!names_anything_twice(
+            [&a, &other_unit, &other_period].into_iter()
+        ));
+
+        let same_id = draft("a", "BS05", "201911");
+        assert!(names_anything_twice(
+            [&a, &other_unit, &same_id].into_iter()
+        ));
+        let same_report = draft("d", "BS03", "201909");
+        assert!(names_anything_twice(
+            [&a, &other_period, &same_report].into_iter()
+        ));
+        let mut other_data_set = draft("e", "BS03", "201909");
+        other_data_set.data_set = "DVCQ_QUY".into();
+        assert!(!names_anything_twice([&a, &other_data_set].into_iter()));
+    }
 }

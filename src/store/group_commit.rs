@@ -16,7 +16,7 @@
 
 use super::{NewRevision, Recorded, StoreError};
 use std::sync::{Arc, OnceLock};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{debug, error};
 
 /// Most reports in one transaction: bounds how long the writer holds SQLite's lock (readers in
@@ -28,9 +28,10 @@ const MAX_GROUP: usize = 256;
 /// whatever the number of connections, and the server's own load shedding sits in front.
 const QUEUE_DEPTH: usize = 4 * MAX_GROUP;
 
-/// Committed groups waiting for their flush. Past this the writer waits for the disk rather
-/// than run further ahead of it: one group writing while the previous ones flush is the whole
-/// gain, and a longer run-ahead would only hold more answers back.
+/// Committed groups queued for the flushing task, besides those it is flushing. Past this the
+/// writer waits for the disk rather than run further ahead of it: one group writing while the
+/// previous ones flush is the whole gain, and a longer run-ahead would only hold more answers
+/// back.
 const UNFLUSHED_GROUPS: usize = 4;
 
 type Reply = oneshot::Sender<Result<Recorded, StoreError>>;
@@ -46,8 +47,8 @@ type Answer = (Reply, Result<Recorded, StoreError>);
 enum Command {
     /// Boxed: a queue slot then costs a pointer, not a whole revision.
     Record(Box<Pending>),
-    /// Answered once every report queued before it is committed and flushed.
-    Finish(oneshot::Sender<()>),
+    /// Stop once every report queued before it is committed, flushed and answered.
+    Finish,
 }
 
 /// What a backend gives the committer.
@@ -73,14 +74,17 @@ pub(super) trait GroupWriter: Send + Sync + 'static {
 /// The handle callers write through; the writing task lives as long as the store.
 pub(super) struct GroupCommitter {
     commands: mpsc::Sender<Command>,
+    /// Turns true (or closes) when the writing task has stopped, every report answered.
+    stopped: watch::Receiver<bool>,
 }
 
 impl GroupCommitter {
     /// Starts the writing and the answering tasks on the current tokio runtime.
     pub(super) fn start(writer: impl GroupWriter) -> Self {
         let (commands, queue) = mpsc::channel(QUEUE_DEPTH);
-        tokio::spawn(write_groups(Arc::new(writer), queue));
-        GroupCommitter { commands }
+        let (stop, stopped) = watch::channel(false);
+        tokio::spawn(write_groups(Arc::new(writer), queue, stop));
+        GroupCommitter { commands, stopped }
     }
 
     /// Returns after the transaction holding this report has committed and been flushed (or
@@ -92,17 +96,19 @@ impl GroupCommitter {
             .send(Command::Record(Box::new(pending)))
             .await
             .map_err(|_| closed())?;
-        // A dropped reply means the writer stopped before answering: not stored as far as
-        // the caller can know, so it must retry (its submission id makes a retry safe).
-        answer.await.map_err(|_| closed())?
+        // A dropped reply means the store stopped before answering: the report may or may not
+        // be stored, so the caller must resend it (its submission id makes a resend safe).
+        answer.await.map_err(|_| unconfirmed())?
     }
 
-    /// Waits until everything queued so far is committed and flushed, and stops the writer.
+    /// Waits until everything queued so far is committed, flushed and answered, and stops the
+    /// writer. Any number of callers may finish; each returns only once the writer has stopped.
     pub(super) async fn finish(&self) {
-        let (done, finished) = oneshot::channel();
-        if self.commands.send(Command::Finish(done)).await.is_ok() {
-            let _ = finished.await;
-        }
+        // Refused when another finish already closed the queue: the wait below still holds.
+        let _ = self.commands.send(Command::Finish).await;
+        let mut stopped = self.stopped.clone();
+        // An error means the writing task is gone, which is stopped too.
+        let _ = stopped.wait_for(|stopped| *stopped).await;
     }
 }
 
@@ -110,11 +116,23 @@ fn closed() -> StoreError {
     StoreError::Unavailable("the store is shutting down; nothing was written".into())
 }
 
-/// The writing task. Answers go to the flushing task, which is stopped (and has answered
-/// everything) before `Finish` is answered.
-async fn write_groups<W: GroupWriter>(writer: Arc<W>, mut queue: mpsc::Receiver<Command>) {
+fn unconfirmed() -> StoreError {
+    StoreError::Unavailable(
+        "the store stopped before confirming this report; send it again (a report already \
+         stored is then answered as a duplicate)"
+            .into(),
+    )
+}
+
+/// The writing task. Answers go to the flushing task, which has answered everything and ended
+/// before the writer reports itself stopped.
+async fn write_groups<W: GroupWriter>(
+    writer: Arc<W>,
+    mut queue: mpsc::Receiver<Command>,
+    stop: watch::Sender<bool>,
+) {
     let (committed, to_flush) = mpsc::channel(UNFLUSHED_GROUPS);
-    // Set once by the flushing task when a flush fails; from then on nothing more is written.
+    // Set once a flush fails (or the flushing task is gone); from then on no report is written.
     let flush_failure = Arc::new(OnceLock::new());
     let flusher = tokio::spawn(flush_and_answer(
         writer.clone(),
@@ -127,32 +145,29 @@ async fn write_groups<W: GroupWriter>(writer: Arc<W>, mut queue: mpsc::Receiver<
         flush_failure: &flush_failure,
     };
     let mut group: Vec<Pending> = Vec::with_capacity(MAX_GROUP);
-    let mut finish = None;
+    let mut finishing = false;
     while let Some(first) = queue.recv().await {
         match first {
             Command::Record(p) => group.push(*p),
-            Command::Finish(done) => finish = Some(done),
+            Command::Finish => finishing = true,
         }
         // Whatever queued up while the last group was written joins this one.
-        while finish.is_none() && group.len() < MAX_GROUP {
+        while !finishing && group.len() < MAX_GROUP {
             match queue.try_recv() {
                 Ok(Command::Record(p)) => group.push(*p),
-                Ok(Command::Finish(done)) => finish = Some(done),
+                Ok(Command::Finish) => finishing = true,
                 Err(_) => break,
             }
         }
         if !group.is_empty() {
             stage.commit_group(std::mem::take(&mut group)).await;
         }
-        if finish.is_some() {
+        if finishing {
             queue.close();
             // Reports that slipped in before the close still get written, not dropped.
             while let Some(command) = queue.recv().await {
-                match command {
-                    Command::Record(p) => stage.commit_group(vec![*p]).await,
-                    Command::Finish(other) => {
-                        let _ = other.send(());
-                    }
+                if let Command::Record(p) = command {
+                    stage.commit_group(vec![*p]).await;
                 }
             }
             break;
@@ -163,9 +178,7 @@ async fn write_groups<W: GroupWriter>(writer: Arc<W>, mut queue: mpsc::Receiver<
     if let Err(e) = flusher.await {
         error!(error = %e, "the task answering flushed reports ended abnormally");
     }
-    if let Some(done) = finish {
-        let _ = done.send(());
-    }
+    let _ = stop.send(true);
 }
 
 /// What writing one group needs from the writing task.
@@ -187,11 +200,12 @@ impl<W: GroupWriter> Stage<'_, W> {
         }
         let answers = self.write(group).await;
         if let Err(mpsc::error::SendError(answers)) = self.committed.send(answers).await {
-            // The flushing task is gone (it panicked): nothing can be confirmed on disk.
+            // The flushing task is gone (it panicked): nothing can be confirmed on disk, so
+            // nothing more is written either.
+            error!("the task flushing committed reports is gone; refusing further writes");
+            let failure = self.flush_failure.get_or_init(unconfirmed).clone();
             for (reply, _) in answers {
-                let _ = reply.send(Err(StoreError::Unavailable(
-                    "the store stopped before flushing this report; retry".into(),
-                )));
+                let _ = reply.send(Err(failure.clone()));
             }
         }
     }
@@ -255,11 +269,16 @@ async fn flush_and_answer<W: GroupWriter>(
                 }
             }
             Err(e) => {
-                error!(error = %e, "flushing committed reports failed; refusing further writes");
-                let failure = StoreError::Unavailable(format!(
-                    "the store could not flush to disk ({e}); it takes no more reports until \
-                     it is restarted, and the reports it did not confirm must be sent again"
-                ));
+                // The detail (a path, an OS error) is for the operator; callers get the rule.
+                error!(
+                    error = %e,
+                    "flushing committed reports failed; refusing further reports until restarted"
+                );
+                let failure = StoreError::Unavailable(
+                    "the store could not flush to disk; it takes no more reports until it is \
+                     restarted, and reports it did not confirm must be sent again"
+                        .into(),
+                );
                 let failure = flush_failure.get_or_init(|| failure).clone();
                 for (reply, _) in answers {
                     let _ = reply.send(Err(failure.clone()));
@@ -302,7 +321,7 @@ mod tests {
                 .map(|n| n.report.submission_id.as_str())
                 .collect();
             self.log(format!("commit {}", ids.join(",")));
-            // The revision number stands in for the outcome, so a test can tell answers apart.
+            // The submission id, as the existing hash, tells the answers apart.
             Ok((0..group.len())
                 .map(|i| Recorded::Conflict {
                     existing_hash: ids[i].to_owned(),
@@ -336,6 +355,13 @@ mod tests {
             flush_fails,
         };
         (GroupCommitter::start(writer), events, flushes)
+    }
+
+    /// A committer that hangs fails the test instead of hanging it.
+    async fn within<F: std::future::Future>(future: F) -> F::Output {
+        tokio::time::timeout(Duration::from_secs(10), future)
+            .await
+            .expect("answered within 10 s")
     }
 
     async fn wait_for(events: &Mutex<Vec<String>>, event: &str) {
@@ -376,15 +402,15 @@ mod tests {
         assert!(!second.is_finished(), "answered before its flush returned");
 
         flushes.add_permits(2);
-        let first = first.await.expect("task").expect("recorded");
-        let second = second.await.expect("task").expect("recorded");
+        let first = within(first).await.expect("task").expect("recorded");
+        let second = within(second).await.expect("task").expect("recorded");
         assert!(
             matches!(first, Recorded::Conflict { existing_hash, .. } if existing_hash == "sub-1")
         );
         assert!(
             matches!(second, Recorded::Conflict { existing_hash, .. } if existing_hash == "sub-2")
         );
-        committer.finish().await;
+        within(committer.finish()).await;
         let events = events.lock().expect("events lock").clone();
         assert_eq!(
             events[..3],
@@ -397,17 +423,16 @@ mod tests {
     async fn a_failed_flush_fails_its_reports_and_refuses_the_next_ones() {
         let (committer, events, flushes) = committer(true);
         flushes.add_permits(10);
-        let failed = committer.record(new_revision("sub-1", "D01", "h")).await;
+        let failed = within(committer.record(new_revision("sub-1", "D01", "h"))).await;
         let Err(StoreError::Unavailable(message)) = failed else {
             panic!("a report whose flush failed was answered {failed:?}");
         };
-        assert!(
-            message.contains("could not flush") && message.contains("EIO"),
-            "{message}"
-        );
-        let refused = committer.record(new_revision("sub-2", "D02", "h")).await;
+        assert!(message.contains("could not flush"), "{message}");
+        // The OS error is for the server's log, not for a client.
+        assert!(!message.contains("EIO"), "{message}");
+        let refused = within(committer.record(new_revision("sub-2", "D02", "h"))).await;
         assert_eq!(refused, Err(StoreError::Unavailable(message)));
-        committer.finish().await;
+        within(committer.finish()).await;
         let commits = events
             .lock()
             .expect("events lock")
@@ -415,5 +440,40 @@ mod tests {
             .filter(|e| e.starts_with("commit"))
             .count();
         assert_eq!(commits, 1, "a report was written after a failed flush");
+    }
+
+    #[tokio::test]
+    async fn finish_returns_only_once_every_report_before_it_is_flushed_and_answered() {
+        let (committer, events, flushes) = committer(false);
+        let committer = Arc::new(committer);
+        let report = tokio::spawn({
+            let c = committer.clone();
+            async move { c.record(new_revision("sub-1", "D01", "h")).await }
+        });
+        wait_for(&events, "flush starts").await;
+        // Two callers finish while the flush is held; neither may return before it.
+        let finishing: Vec<_> = (0..2)
+            .map(|_| {
+                let c = committer.clone();
+                tokio::spawn(async move { c.finish().await })
+            })
+            .collect();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        for f in &finishing {
+            assert!(!f.is_finished(), "finish returned before the flush");
+        }
+        flushes.add_permits(1);
+        for f in finishing {
+            within(f).await.expect("task");
+        }
+        assert!(
+            report.is_finished(),
+            "finish returned before the report was answered"
+        );
+        let answer = within(report).await.expect("task");
+        assert!(
+            matches!(answer, Ok(Recorded::Conflict { .. })),
+            "{answer:?}"
+        );
     }
 }

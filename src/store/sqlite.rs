@@ -12,16 +12,19 @@ use super::{NewRevision, Recorded, StoreError, StoreOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Connection, SqliteConnection, SqlitePool};
 use std::fs::File;
-use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
 use std::str::FromStr;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use tracing::warn;
 
 pub struct SqliteStore {
     writer: SqlitePool,
     reader: SqlitePool,
     committer: GroupCommitter,
+    /// The WAL the committer flushes, for tests to check that it does.
+    #[cfg(test)]
+    wal: Option<Arc<WalFile>>,
 }
 
 impl SqliteStore {
@@ -57,7 +60,7 @@ impl SqliteStore {
             .acquire_timeout(options.acquire_timeout)
             .connect_with(connect.clone().pragma("temp_store", "memory"))
             .await?;
-        let wal = WalFiles::of(&writer, &connect).await?;
+        let wal = WalFile::of(&writer, &connect).await?.map(Arc::new);
         let reader = SqlitePoolOptions::new()
             .max_connections(options.max_connections.max(1))
             .acquire_timeout(options.acquire_timeout)
@@ -65,12 +68,14 @@ impl SqliteStore {
             .await?;
         let committer = GroupCommitter::start(SqliteGroupWriter {
             writer: writer.clone(),
-            wal: wal.map(Arc::new),
+            wal: wal.clone(),
         });
         Ok(SqliteStore {
             writer,
             reader,
             committer,
+            #[cfg(test)]
+            wal,
         })
     }
 
@@ -86,12 +91,14 @@ impl SqliteStore {
 /// The group committer's writer. Its group transactions commit with `synchronous = NORMAL`
 /// (the WAL written, not flushed) and `make_durable` flushes the WAL; the connection is back at
 /// `FULL` before anything else uses it, so a review or a single report's fallback commit is
-/// flushed by SQLite as before.
+/// flushed by SQLite as before. Readers may see a group between its commit and its flush (a
+/// power cut then loses it, and its callers, never answered, send it again); a review's own
+/// flushed commit covers every group committed before it.
 struct SqliteGroupWriter {
     writer: SqlitePool,
     /// `None` when the store is not a WAL file this process can flush (an in-memory database):
     /// then every commit keeps SQLite's own flush.
-    wal: Option<Arc<WalFiles>>,
+    wal: Option<Arc<WalFile>>,
 }
 
 #[async_trait::async_trait]
@@ -132,25 +139,24 @@ impl GroupWriter for SqliteGroupWriter {
     }
 }
 
-/// The files a group's commit leaves to `make_durable`: the WAL, and its directory entry.
-struct WalFiles {
-    database: PathBuf,
-    wal: PathBuf,
-    directory: PathBuf,
-    /// The WAL file (device, inode) whose directory entry was last flushed. SQLite removes the
-    /// WAL when its last connection closes and creates a new one on the next write, and a new
-    /// file's name must reach the disk as well as its contents (SQLite's own first flush of a
-    /// new WAL flushes the directory for the same reason).
-    entry_flushed_for: Mutex<Option<(u64, u64)>>,
+/// The WAL file a group's commit leaves to `make_durable` to flush. A new WAL's directory entry
+/// needs no flush of ours: SQLite flushes the header at a WAL's first frame (at `NORMAL` too),
+/// and its first flush of a file it created flushes the directory as well.
+struct WalFile {
+    path: PathBuf,
+    /// Flushes done, and the WAL's length just before the last one: what a test checks the
+    /// flushing by.
+    flushes: AtomicU64,
+    flushed_length: AtomicU64,
 }
 
-impl WalFiles {
+impl WalFile {
     /// The WAL of the writer's database, or `None` if there is no such file to flush: an
     /// in-memory database, or a journal mode other than WAL (where SQLite's own flush stays).
     async fn of(
         writer: &SqlitePool,
         connect: &SqliteConnectOptions,
-    ) -> Result<Option<WalFiles>, StoreError> {
+    ) -> Result<Option<WalFile>, StoreError> {
         let mode: String = sqlx::query_scalar("PRAGMA journal_mode")
             .fetch_one(writer)
             .await?;
@@ -160,50 +166,34 @@ impl WalFiles {
         if !mode.eq_ignore_ascii_case("wal") {
             return Ok(None);
         }
-        let (Some(name), Some(directory)) = (database.file_name(), database.parent()) else {
-            return Ok(None);
-        };
-        let mut wal_name = name.to_owned();
-        wal_name.push("-wal");
-        Ok(Some(WalFiles {
-            wal: directory.join(wal_name),
-            directory: directory.to_owned(),
-            database,
-            entry_flushed_for: Mutex::new(None),
+        let mut path = database.into_os_string();
+        path.push("-wal");
+        Ok(Some(WalFile {
+            path: path.into(),
+            flushes: AtomicU64::new(0),
+            flushed_length: AtomicU64::new(0),
         }))
     }
 
-    /// Flushes every WAL frame written so far (any descriptor's flush covers the file's written
-    /// pages), and the WAL's directory entry the first time this WAL file is seen.
+    /// Flushes every WAL frame written so far: a flush through any descriptor covers all the
+    /// file's written pages. SQLite keeps its POSIX locks on the database and `-shm` files, never
+    /// on the WAL, so opening and closing a descriptor of the WAL here releases none of them
+    /// (closing any descriptor of a file drops all of the process's locks on that file).
     fn flush(&self) -> Result<(), StoreError> {
-        let failed = |path: &PathBuf, e: std::io::Error| {
-            StoreError::Internal(format!("flushing {}: {e}", path.display()))
+        let failed = |e: std::io::Error| {
+            StoreError::Internal(format!("flushing {}: {e}", self.path.display()))
         };
-        let wal = match File::open(&self.wal) {
+        let wal = match File::open(&self.path) {
             Ok(wal) => wal,
-            // No WAL: its last connection closed, which copies the WAL into the database file
-            // and flushes that before removing the WAL. Flushing the database file again is
-            // cheap and does not rest on that.
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return File::open(&self.database)
-                    .and_then(|db| db.sync_data())
-                    .map_err(|e| failed(&self.database, e));
-            }
-            Err(e) => return Err(failed(&self.wal, e)),
+            // No WAL: its last connection closed, and SQLite then copies the WAL into the
+            // database file and flushes that before it removes the WAL.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(failed(e)),
         };
-        wal.sync_data().map_err(|e| failed(&self.wal, e))?;
-        let meta = wal.metadata().map_err(|e| failed(&self.wal, e))?;
-        let id = (meta.dev(), meta.ino());
-        let mut flushed_for = self
-            .entry_flushed_for
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        if *flushed_for != Some(id) {
-            File::open(&self.directory)
-                .and_then(|dir| dir.sync_all())
-                .map_err(|e| failed(&self.directory, e))?;
-            *flushed_for = Some(id);
-        }
+        let length = wal.metadata().map_err(failed)?.len();
+        wal.sync_data().map_err(failed)?;
+        self.flushes.fetch_add(1, Ordering::Relaxed);
+        self.flushed_length.store(length, Ordering::Relaxed);
         Ok(())
     }
 }
@@ -225,17 +215,29 @@ mod tests {
     use crate::store::group_write::tests::new_revision;
 
     #[tokio::test]
-    async fn the_writer_is_back_at_full_after_a_group_and_its_wal_is_found_and_flushed() {
+    async fn an_answered_report_was_flushed_and_the_writer_is_back_at_full() {
         let dir = tempfile::tempdir().expect("temp dir");
         let url = format!("sqlite://{}", dir.path().join("store.db").display());
         let store = SqliteStore::open(&url, &StoreOptions::default())
             .await
             .expect("open");
+        let wal = store.wal.clone().expect("a WAL file to flush");
+        let canonical = std::fs::canonicalize(dir.path()).expect("dir");
+        assert_eq!(wal.path, canonical.join("store.db-wal"));
+
         let recorded = store
             .record(new_revision("sub-1", "D01", "h"))
             .await
             .expect("recorded");
         assert!(matches!(recorded, Recorded::Stored(_)), "{recorded:?}");
+        // Nothing else writes: the flush before the answer covered the whole WAL as it is now.
+        let length = std::fs::metadata(&wal.path).expect("the WAL exists").len();
+        assert!(length > 0);
+        assert!(
+            wal.flushes.load(Ordering::Relaxed) >= 1,
+            "answered without a flush"
+        );
+        assert_eq!(wal.flushed_length.load(Ordering::Relaxed), length);
 
         // 2 is FULL: what reviews and single-report fallbacks written next rely on.
         let level: i64 = sqlx::query_scalar("PRAGMA synchronous")
@@ -243,20 +245,6 @@ mod tests {
             .await
             .expect("pragma");
         assert_eq!(level, 2);
-
-        let connect = SqliteConnectOptions::from_str(&url).expect("url");
-        let wal = WalFiles::of(&store.writer, &connect)
-            .await
-            .expect("journal mode")
-            .expect("a WAL file to flush");
-        let canonical = std::fs::canonicalize(dir.path()).expect("dir");
-        assert_eq!(wal.wal, canonical.join("store.db-wal"));
-        wal.flush().expect("flush");
-        let meta = std::fs::metadata(&wal.wal).expect("the WAL exists");
-        assert_eq!(
-            *wal.entry_flushed_for.lock().expect("lock"),
-            Some((meta.dev(), meta.ino()))
-        );
         store.close().await;
     }
 }
