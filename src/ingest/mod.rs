@@ -148,36 +148,29 @@ impl Ingestor {
 
     /// A batch: each report on its own (one bad report does not hold back the others), and up
     /// to `BATCH_IN_FLIGHT` of them in the store's queue at once, so that they share group
-    /// commits instead of each waiting for a commit of its own. `Err` entries, refused before validation (by
-    /// authorization, say), keep their place in the answer. A batch that names one submission
-    /// id or one report (unit, data set, period) twice is taken one report after another
-    /// instead: then the order sent decides revision numbers and which copy is the duplicate,
-    /// as it does for separate calls.
+    /// commits instead of each waiting for a commit of its own. `Err` entries, refused before
+    /// validation (by authorization, say), keep their place in the answer. A batch that names
+    /// one submission id or one report (unit, data set, period) twice is taken one report
+    /// after another instead: then the order sent decides revision numbers and which copy is
+    /// the duplicate, as it does for separate calls.
     pub async fn submit_batch<E>(
         &self,
         batch: Vec<Result<ReportDraft, E>>,
     ) -> Vec<Result<Result<Receipt, IngestError>, E>> {
+        use futures::StreamExt;
         let together = !names_anything_twice(batch.iter().filter_map(|entry| entry.as_ref().ok()));
-        let submit = |entry: Result<ReportDraft, E>| async move {
-            match entry {
-                Ok(draft) => Ok(self.submit(draft).await),
-                Err(refused) => Err(refused),
-            }
-        };
-        if together {
-            use futures::StreamExt;
-            // `buffered` answers in the order sent.
-            return futures::stream::iter(batch)
-                .map(submit)
-                .buffered(BATCH_IN_FLIGHT)
-                .collect()
-                .await;
-        }
-        let mut outcomes = Vec::with_capacity(batch.len());
-        for entry in batch {
-            outcomes.push(submit(entry).await);
-        }
-        outcomes
+        let in_flight = if together { BATCH_IN_FLIGHT } else { 1 };
+        // `buffered` answers in the order sent, and with 1 in flight submits in that order.
+        futures::stream::iter(batch)
+            .map(|entry| async move {
+                match entry {
+                    Ok(draft) => Ok(self.submit(draft).await),
+                    Err(refused) => Err(refused),
+                }
+            })
+            .buffered(in_flight)
+            .collect()
+            .await
     }
 }
 

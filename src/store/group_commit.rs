@@ -357,6 +357,16 @@ mod tests {
         (GroupCommitter::start(writer), events, flushes)
     }
 
+    /// Records a report on a task of its own, so the test can watch it wait.
+    fn spawn_record(
+        committer: &Arc<GroupCommitter>,
+        id: &'static str,
+        unit: &'static str,
+    ) -> tokio::task::JoinHandle<Result<Recorded, StoreError>> {
+        let committer = committer.clone();
+        tokio::spawn(async move { committer.record(new_revision(id, unit, "h")).await })
+    }
+
     /// A committer that hangs fails the test instead of hanging it.
     async fn within<F: std::future::Future>(future: F) -> F::Output {
         tokio::time::timeout(Duration::from_secs(10), future)
@@ -386,16 +396,10 @@ mod tests {
     async fn no_caller_hears_before_the_flush_and_the_writer_runs_ahead_of_it() {
         let (committer, events, flushes) = committer(false);
         let committer = Arc::new(committer);
-        let first = tokio::spawn({
-            let c = committer.clone();
-            async move { c.record(new_revision("sub-1", "D01", "h")).await }
-        });
+        let first = spawn_record(&committer, "sub-1", "D01");
         wait_for(&events, "flush starts").await;
         // The first group's flush is held: a second report is still committed meanwhile.
-        let second = tokio::spawn({
-            let c = committer.clone();
-            async move { c.record(new_revision("sub-2", "D02", "h")).await }
-        });
+        let second = spawn_record(&committer, "sub-2", "D02");
         wait_for(&events, "commit sub-2").await;
         tokio::time::sleep(Duration::from_millis(50)).await;
         assert!(!first.is_finished(), "answered before its flush returned");
@@ -446,10 +450,7 @@ mod tests {
     async fn finish_returns_only_once_every_report_before_it_is_flushed_and_answered() {
         let (committer, events, flushes) = committer(false);
         let committer = Arc::new(committer);
-        let report = tokio::spawn({
-            let c = committer.clone();
-            async move { c.record(new_revision("sub-1", "D01", "h")).await }
-        });
+        let report = spawn_record(&committer, "sub-1", "D01");
         wait_for(&events, "flush starts").await;
         // Two callers finish while the flush is held; neither may return before it.
         let finishing: Vec<_> = (0..2)
