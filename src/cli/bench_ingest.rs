@@ -1,7 +1,9 @@
 //! `tonghop bench ingest`: N simulated units push M reports of 20 values each, concurrently,
 //! over real gRPC to a `tonghop serve` in another process; and, in the same run, the bare store
 //! writes the same reports with no gRPC, as the baseline. Prints reports/s, values/s, p50/p99
-//! latency of an acknowledged submit, the server's peak memory, and the ratio to the baseline.
+//! latency of an acknowledged submit, the server's peak memory, the ratio to the baseline, and
+//! the CPU time per report of the server, of the load generator and of the bare store: on a
+//! shared 2-core machine the rate is bounded by where those cores go.
 
 use super::IngestBenchArgs;
 use crate::domain::period::date;
@@ -98,11 +100,23 @@ struct Figures {
     p99_ms: f64,
     shed: usize,
     peak_kib: Option<u64>,
+    /// CPU seconds the server process and this process (the load generator) used while the
+    /// clock ran: where the two cores went.
+    server_cpu_s: Option<f64>,
+    client_cpu_s: Option<f64>,
 }
 
 impl Figures {
     fn rate(&self) -> f64 {
         self.reports as f64 / self.seconds
+    }
+}
+
+/// CPU seconds spread over reports, as "123 µs"; "?" where the platform gave no figure.
+fn micros_per_report(cpu_s: Option<f64>, reports: usize) -> String {
+    match cpu_s {
+        Some(s) if reports > 0 => format!("{:.0} µs", s * 1e6 / reports as f64),
+        _ => "?".into(),
     }
 }
 
@@ -114,12 +128,19 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[i.min(sorted.len() - 1)]
 }
 
+/// What the bare store did: its rate, and the CPU seconds this process used meanwhile.
+struct BareFigures {
+    rate: f64,
+    cpu_s: Option<f64>,
+}
+
 /// The bare store, no gRPC: validation and `Store::record`, as many writers as units.
-async fn bare_store(url: &str, args: &IngestBenchArgs) -> anyhow::Result<f64> {
+async fn bare_store(url: &str, args: &IngestBenchArgs) -> anyhow::Result<BareFigures> {
     let store = store::open(url, &StoreOptions::default()).await?;
     let catalog = Arc::new(Catalog::embedded()?);
     // The tree the server process reads from its units file, so both passes see the same.
     let tree = Arc::new(UnitTree::from_toml(&units_toml(args.units))?);
+    let cpu_before = super::bench::cpu_seconds("self");
     let started = Instant::now();
     let mut tasks = Vec::new();
     for u in 0..args.units {
@@ -156,8 +177,16 @@ async fn bare_store(url: &str, args: &IngestBenchArgs) -> anyhow::Result<f64> {
         t.await??;
     }
     let seconds = started.elapsed().as_secs_f64();
+    let cpu_s = cpu_used_since(cpu_before, "self");
     store.close().await;
-    Ok((args.units * args.reports) as f64 / seconds)
+    Ok(BareFigures {
+        rate: (args.units * args.reports) as f64 / seconds,
+        cpu_s,
+    })
+}
+
+fn cpu_used_since(before: Option<f64>, process: &str) -> Option<f64> {
+    Some(super::bench::cpu_seconds(process)? - before?)
 }
 
 fn spawn_server(url: &str, units_file: &Path, max_calls: usize) -> anyhow::Result<(Child, String)> {
@@ -221,6 +250,11 @@ async fn over_grpc(
     for _ in 0..args.units {
         clients.push(AggregatorClient::connect(&endpoint).await?);
     }
+    let server_pid = server.id().to_string();
+    let (server_cpu_before, client_cpu_before) = (
+        super::bench::cpu_seconds(&server_pid),
+        super::bench::cpu_seconds("self"),
+    );
     let started = Instant::now();
     let mut tasks = Vec::new();
     for (u, mut client) in clients.into_iter().enumerate() {
@@ -253,7 +287,9 @@ async fn over_grpc(
         shed += s;
     }
     let seconds = started.elapsed().as_secs_f64();
-    let peak = super::bench::peak_rss_kib(&server.id().to_string());
+    let server_cpu_s = cpu_used_since(server_cpu_before, &server_pid);
+    let client_cpu_s = cpu_used_since(client_cpu_before, "self");
+    let peak = super::bench::peak_rss_kib(&server_pid);
     let _ = Command::new("kill")
         .args(["-TERM", &server.id().to_string()])
         .status();
@@ -277,6 +313,8 @@ async fn over_grpc(
         p99_ms: percentile(&all, 0.99),
         shed,
         peak_kib: peak,
+        server_cpu_s,
+        client_cpu_s,
     })
 }
 
@@ -329,9 +367,10 @@ pub async fn run(args: IngestBenchArgs) -> anyhow::Result<ExitCode> {
         };
         println!("\n{backend}");
         println!(
-            "  bare store (no gRPC)        {:>9.0} reports/s  {:>10.0} values/s",
-            bare,
-            bare * values_each as f64
+            "  bare store (no gRPC)        {:>9.0} reports/s  {:>10.0} values/s  CPU {} per report",
+            bare.rate,
+            bare.rate * values_each as f64,
+            micros_per_report(bare.cpu_s, args.units * args.reports)
         );
         println!(
             "  over gRPC                   {:>9.0} reports/s  {:>10.0} values/s  p50 {:.1} ms  p99 {:.1} ms  peak server memory {}",
@@ -346,8 +385,18 @@ pub async fn run(args: IngestBenchArgs) -> anyhow::Result<ExitCode> {
             grpc.reports, grpc.stored
         );
         println!(
+            "  CPU per report over gRPC: server {}, load generator {} (both share the machine's cores{})",
+            micros_per_report(grpc.server_cpu_s, grpc.reports),
+            micros_per_report(grpc.client_cpu_s, grpc.reports),
+            if backend == "postgres" {
+                "; PostgreSQL's own processes not counted, here or in the bare store's"
+            } else {
+                ""
+            }
+        );
+        println!(
             "  ratio gRPC ÷ bare store     {:>9.2}   (target ≥ 0.5; target ≥ 5,000 reports/s on SQLite, p99 < 50 ms)",
-            grpc.rate() / bare
+            grpc.rate() / bare.rate
         );
         println!(
             "  at 4× the limit ({limit} calls) {:>9.0} reports/s  p99 {:.1} ms  {} calls shed with RetryInfo and retried  peak server memory {}",
