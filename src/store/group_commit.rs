@@ -87,6 +87,31 @@ impl GroupCommitter {
         GroupCommitter { commands, stopped }
     }
 
+    /// Starts the writing and the answering tasks on a thread and runtime of their own, for a
+    /// backend whose connections do not belong to a runtime (SQLite's each run on a thread of
+    /// sqlx's). The writer is ingest's one serial step, and a group takes a dozen statements,
+    /// each answered from SQLite's thread: on the server's shared runtime every answer waits in
+    /// a worker's queue behind the calls being decoded, so under load the writer spent more
+    /// time waiting to run than running. Here it runs as soon as its answer arrives.
+    pub(super) fn start_on_own_thread(writer: impl GroupWriter) -> Result<Self, StoreError> {
+        let (commands, queue) = mpsc::channel(QUEUE_DEPTH);
+        let (stop, stopped) = watch::channel(false);
+        let cannot = |e: std::io::Error| {
+            StoreError::Internal(format!("cannot start the store's writing thread: {e}"))
+        };
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(cannot)?;
+        let writing = write_groups(Arc::new(writer), queue, stop);
+        std::thread::Builder::new()
+            .name("tonghop-writer".into())
+            // Ends when every handle is dropped or finished, after answering all it took.
+            .spawn(move || runtime.block_on(writing))
+            .map_err(cannot)?;
+        Ok(GroupCommitter { commands, stopped })
+    }
+
     /// Returns after the transaction holding this report has committed and been flushed (or
     /// failed).
     pub(super) async fn record(&self, revision: NewRevision) -> Result<Recorded, StoreError> {

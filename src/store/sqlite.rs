@@ -5,6 +5,8 @@
 //! committer's, whose commits skip SQLite's flush of the WAL and leave it to the committer, who
 //! flushes the WAL file itself while the next group is written and only then answers (see
 //! `group_commit.rs`). The wait for the disk then overlaps the writing instead of following it.
+//! The committer runs on a thread and runtime of its own, so that the writer, ingest's one
+//! serial step, does not queue behind the server's calls for a worker.
 
 use super::group_commit::{GroupCommitter, GroupWriter};
 use super::queries::sql_store;
@@ -66,10 +68,10 @@ impl SqliteStore {
             .acquire_timeout(options.acquire_timeout)
             .connect_with(connect.read_only(true))
             .await?;
-        let committer = GroupCommitter::start(SqliteGroupWriter {
+        let committer = GroupCommitter::start_on_own_thread(SqliteGroupWriter {
             writer: writer.clone(),
             wal: wal.clone(),
-        });
+        })?;
         Ok(SqliteStore {
             writer,
             reader,
@@ -246,5 +248,54 @@ mod tests {
             .expect("pragma");
         assert_eq!(level, 2);
         store.close().await;
+    }
+
+    #[test]
+    fn the_writer_commits_and_flushes_while_the_callers_runtime_is_stopped() {
+        // The writer runs on a thread and runtime of its own: a report handed to it is written,
+        // flushed and answered even while nothing drives the caller's runtime, as when every
+        // worker of a loaded server is busy with other calls. On the caller's runtime (the
+        // earlier design) the flush below would never come.
+        let dir = tempfile::tempdir().expect("temp dir");
+        let url = format!("sqlite://{}", dir.path().join("store.db").display());
+        let caller = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let store = Arc::new(
+            caller
+                .block_on(SqliteStore::open(&url, &StoreOptions::default()))
+                .expect("open"),
+        );
+        let wal = store.wal.clone().expect("a WAL file to flush");
+        let recording = {
+            let store = store.clone();
+            caller.spawn(async move { store.record(new_revision("sub-1", "D01", "h")).await })
+        };
+        // Run the caller's runtime just long enough for the task to queue its report.
+        caller.block_on(async {
+            for _ in 0..10 {
+                tokio::task::yield_now().await;
+            }
+        });
+        assert!(
+            !recording.is_finished(),
+            "answered before the writer could flush"
+        );
+        // Nothing drives `caller` from here on: its only thread is this one, and it sleeps.
+        let give_up = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while wal.flushes.load(Ordering::Relaxed) == 0 && std::time::Instant::now() < give_up {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        assert!(
+            wal.flushes.load(Ordering::Relaxed) >= 1,
+            "the writer did not commit and flush while the caller's runtime was stopped"
+        );
+        let recorded = caller
+            .block_on(recording)
+            .expect("the recording task")
+            .expect("recorded");
+        assert!(matches!(recorded, Recorded::Stored(_)), "{recorded:?}");
+        caller.block_on(store.close());
     }
 }
