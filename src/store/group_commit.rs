@@ -69,6 +69,11 @@ pub(super) trait GroupWriter: Send + Sync + 'static {
     async fn make_durable(&self) -> Result<(), StoreError> {
         Ok(())
     }
+
+    /// Waits for the backend's own work left on the writer's runtime once the last group is
+    /// answered (a connection on its way back to its pool), before that runtime stops: a task
+    /// of a stopped runtime is dropped, not finished. Nothing to wait for by default.
+    async fn settle(&self) {}
 }
 
 /// The handle callers write through; the writing task lives as long as the store.
@@ -83,7 +88,10 @@ impl GroupCommitter {
     pub(super) fn start(writer: impl GroupWriter) -> Self {
         let (commands, queue) = mpsc::channel(QUEUE_DEPTH);
         let (stop, stopped) = watch::channel(false);
-        tokio::spawn(write_groups(Arc::new(writer), queue, stop));
+        tokio::spawn(async move {
+            write_groups(Arc::new(writer), queue).await;
+            let _ = stop.send(true);
+        });
         GroupCommitter { commands, stopped }
     }
 
@@ -96,20 +104,45 @@ impl GroupCommitter {
     pub(super) fn start_on_own_thread(writer: impl GroupWriter) -> Result<Self, StoreError> {
         let (commands, queue) = mpsc::channel(QUEUE_DEPTH);
         let (stop, stopped) = watch::channel(false);
-        let cannot = |e: std::io::Error| {
+        let start_failed = |e: std::io::Error| {
             StoreError::Internal(format!("cannot start the store's writing thread: {e}"))
         };
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(cannot)?;
-        let writing = write_groups(Arc::new(writer), queue, stop);
+        // The runtime is built on the new thread: one dropped here, inside the caller's runtime,
+        // would panic. The thread says whether it got one.
+        let (started, start) = std::sync::mpsc::sync_channel(1);
         std::thread::Builder::new()
             .name("tonghop-writer".into())
-            // Ends when every handle is dropped or finished, after answering all it took.
-            .spawn(move || runtime.block_on(writing))
-            .map_err(cannot)?;
-        Ok(GroupCommitter { commands, stopped })
+            .spawn(move || {
+                let runtime = match tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
+                    Ok(runtime) => runtime,
+                    Err(e) => {
+                        let _ = started.send(Err(e));
+                        return;
+                    }
+                };
+                let _ = started.send(Ok(()));
+                let writer = Arc::new(writer);
+                // Ends when every handle is dropped or finished, after answering all it took.
+                runtime.block_on(async {
+                    write_groups(writer.clone(), queue).await;
+                    writer.settle().await;
+                });
+                drop(runtime);
+                // Only now is the writer wholly stopped: closing the store may go ahead.
+                let _ = stop.send(true);
+            })
+            .map_err(start_failed)?;
+        // A wait of a runtime's construction, once, when the store opens.
+        match start.recv() {
+            Ok(Ok(())) => Ok(GroupCommitter { commands, stopped }),
+            Ok(Err(e)) => Err(start_failed(e)),
+            Err(_) => Err(StoreError::Internal(
+                "the store's writing thread ended as it started".into(),
+            )),
+        }
     }
 
     /// Returns after the transaction holding this report has committed and been flushed (or
@@ -150,12 +183,8 @@ fn unconfirmed() -> StoreError {
 }
 
 /// The writing task. Answers go to the flushing task, which has answered everything and ended
-/// before the writer reports itself stopped.
-async fn write_groups<W: GroupWriter>(
-    writer: Arc<W>,
-    mut queue: mpsc::Receiver<Command>,
-    stop: watch::Sender<bool>,
-) {
+/// before this returns; the caller then reports the writer stopped.
+async fn write_groups<W: GroupWriter>(writer: Arc<W>, mut queue: mpsc::Receiver<Command>) {
     let (committed, to_flush) = mpsc::channel(UNFLUSHED_GROUPS);
     // Set once a flush fails (or the flushing task is gone); from then on no report is written.
     let flush_failure = Arc::new(OnceLock::new());
@@ -203,7 +232,6 @@ async fn write_groups<W: GroupWriter>(
     if let Err(e) = flusher.await {
         error!(error = %e, "the task answering flushed reports ended abnormally");
     }
-    let _ = stop.send(true);
 }
 
 /// What writing one group needs from the writing task.

@@ -139,6 +139,19 @@ impl GroupWriter for SqliteGroupWriter {
             .await
             .map_err(|e| StoreError::Internal(format!("the WAL flush did not finish: {e}")))?
     }
+
+    async fn settle(&self) {
+        // The last group's connection goes back to the pool in a task of the writer's runtime
+        // (sqlx tests it first). Let that finish, so that closing the store closes the
+        // connection properly instead of finding it dropped halfway. A review may hold the
+        // connection meanwhile; it returns it on its own runtime, so the wait is bounded.
+        let give_up = tokio::time::Instant::now() + std::time::Duration::from_secs(1);
+        while self.writer.num_idle() < self.writer.size() as usize
+            && tokio::time::Instant::now() < give_up
+        {
+            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+        }
+    }
 }
 
 /// The WAL file a group's commit leaves to `make_durable` to flush. A new WAL's directory entry
@@ -252,10 +265,11 @@ mod tests {
 
     #[test]
     fn the_writer_commits_and_flushes_while_the_callers_runtime_is_stopped() {
-        // The writer runs on a thread and runtime of its own: a report handed to it is written,
-        // flushed and answered even while nothing drives the caller's runtime, as when every
-        // worker of a loaded server is busy with other calls. On the caller's runtime (the
-        // earlier design) the flush below would never come.
+        // The writer runs on a thread and runtime of its own: a report handed to it is written
+        // and flushed even while nothing drives the caller's runtime, as when every worker of a
+        // loaded server is busy with other calls; its answer is there when the caller runs
+        // again. With the writer on the caller's runtime (the earlier design) the flush below
+        // never came and this test failed after its 20 s wait.
         let dir = tempfile::tempdir().expect("temp dir");
         let url = format!("sqlite://{}", dir.path().join("store.db").display());
         let caller = tokio::runtime::Builder::new_current_thread()
@@ -268,6 +282,13 @@ mod tests {
                 .expect("open"),
         );
         let wal = store.wal.clone().expect("a WAL file to flush");
+        // One report answered first: the writer's connection, last used by the caller's runtime
+        // when the store opened, has been taken and given back by the writer's own since.
+        let warm_up = caller
+            .block_on(store.record(new_revision("sub-0", "D01", "h0")))
+            .expect("recorded");
+        assert!(matches!(warm_up, Recorded::Stored(_)), "{warm_up:?}");
+        let flushed_before = wal.flushes.load(Ordering::Relaxed);
         let recording = {
             let store = store.clone();
             caller.spawn(async move { store.record(new_revision("sub-1", "D01", "h")).await })
@@ -284,11 +305,13 @@ mod tests {
         );
         // Nothing drives `caller` from here on: its only thread is this one, and it sleeps.
         let give_up = std::time::Instant::now() + std::time::Duration::from_secs(20);
-        while wal.flushes.load(Ordering::Relaxed) == 0 && std::time::Instant::now() < give_up {
+        while wal.flushes.load(Ordering::Relaxed) == flushed_before
+            && std::time::Instant::now() < give_up
+        {
             std::thread::sleep(std::time::Duration::from_millis(5));
         }
         assert!(
-            wal.flushes.load(Ordering::Relaxed) >= 1,
+            wal.flushes.load(Ordering::Relaxed) > flushed_before,
             "the writer did not commit and flush while the caller's runtime was stopped"
         );
         let recorded = caller
