@@ -140,7 +140,7 @@ async fn bare_store(url: &str, args: &IngestBenchArgs) -> anyhow::Result<BareFig
     let catalog = Arc::new(Catalog::embedded()?);
     // The tree the server process reads from its units file, so both passes see the same.
     let tree = Arc::new(UnitTree::from_toml(&units_toml(args.units))?);
-    let cpu_before = super::bench::cpu_seconds("self");
+    let cpu_before = super::bench::proc_stat::cpu_seconds("self");
     let started = Instant::now();
     let mut tasks = Vec::new();
     for u in 0..args.units {
@@ -186,7 +186,7 @@ async fn bare_store(url: &str, args: &IngestBenchArgs) -> anyhow::Result<BareFig
 }
 
 fn cpu_used_since(before: Option<f64>, process: &str) -> Option<f64> {
-    Some(super::bench::cpu_seconds(process)? - before?)
+    Some(super::bench::proc_stat::cpu_seconds(process)? - before?)
 }
 
 fn spawn_server(url: &str, units_file: &Path, max_calls: usize) -> anyhow::Result<(Child, String)> {
@@ -252,8 +252,8 @@ async fn over_grpc(
     }
     let server_pid = server.id().to_string();
     let (server_cpu_before, client_cpu_before) = (
-        super::bench::cpu_seconds(&server_pid),
-        super::bench::cpu_seconds("self"),
+        super::bench::proc_stat::cpu_seconds(&server_pid),
+        super::bench::proc_stat::cpu_seconds("self"),
     );
     let started = Instant::now();
     let mut tasks = Vec::new();
@@ -289,7 +289,7 @@ async fn over_grpc(
     let seconds = started.elapsed().as_secs_f64();
     let server_cpu_s = cpu_used_since(server_cpu_before, &server_pid);
     let client_cpu_s = cpu_used_since(client_cpu_before, "self");
-    let peak = super::bench::peak_rss_kib(&server_pid);
+    let peak = super::bench::proc_stat::peak_rss_kib(&server_pid);
     let _ = Command::new("kill")
         .args(["-TERM", &server.id().to_string()])
         .status();
