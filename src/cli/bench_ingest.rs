@@ -14,7 +14,6 @@ use crate::grpc::client::AggregatorClient;
 use crate::store::bench::TempPgDatabase;
 use crate::store::{self, NewRevision, StoreOptions};
 use chrono::Utc;
-use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, ExitCode, Stdio};
 use std::sync::Arc;
@@ -189,7 +188,19 @@ fn cpu_used_since(before: Option<f64>, process: &str) -> Option<f64> {
     Some(super::bench::proc_stat::cpu_seconds(process)? - before?)
 }
 
-fn spawn_server(url: &str, units_file: &Path, max_calls: usize) -> anyhow::Result<(Child, String)> {
+/// Starts `tonghop serve` on a free port and returns it with its address. The server's log goes
+/// to `log_path`, a file, not to a pipe: reading a pipe here would wake this process, the load
+/// generator, once per logged report, and those wake-ups took a share of the two cores that
+/// belongs to neither side of the measurement. A real deployment's log goes to a file or the
+/// journal, another process either way.
+async fn spawn_server(
+    url: &str,
+    units_file: &Path,
+    max_calls: usize,
+    log_path: &Path,
+) -> anyhow::Result<(Child, String)> {
+    let log = std::fs::File::create(log_path)
+        .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", log_path.display()))?;
     let exe = std::env::current_exe()?;
     let mut child = Command::new(exe)
         .args([
@@ -207,34 +218,39 @@ fn spawn_server(url: &str, units_file: &Path, max_calls: usize) -> anyhow::Resul
         .env("TONGHOP_REVIEW_SCHEDULE", "")
         .env("TONGHOP_MAX_CONCURRENT_CALLS", max_calls.to_string())
         .stdout(Stdio::null())
-        .stderr(Stdio::piped())
+        .stderr(Stdio::from(log))
         .spawn()?;
-    let stderr = child
-        .stderr
-        .take()
-        .ok_or_else(|| anyhow::anyhow!("no stderr"))?;
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let mut sent = false;
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if !sent
-                && line.contains("aggregator listening")
-                && let Some(rest) = line.split("addr=").nth(1)
-            {
-                let _ = tx.send(
-                    rest.split_whitespace()
-                        .next()
-                        .unwrap_or_default()
-                        .to_string(),
-                );
-                sent = true;
-            }
+    let give_up = Instant::now() + Duration::from_secs(120);
+    loop {
+        let written = String::from_utf8_lossy(&std::fs::read(log_path)?).into_owned();
+        if let Some(addr) = listening_address(&written) {
+            return Ok((child, format!("http://{addr}")));
         }
-    });
-    let addr = rx
-        .recv_timeout(Duration::from_secs(120))
-        .map_err(|_| anyhow::anyhow!("the benchmark server did not start"))?;
-    Ok((child, format!("http://{addr}")))
+        let exited = child.try_wait()?;
+        if exited.is_some() || Instant::now() >= give_up {
+            let _ = child.kill();
+            let _ = child.wait();
+            let tail: Vec<&str> = written.lines().rev().take(20).collect();
+            let tail: Vec<&str> = tail.into_iter().rev().collect();
+            anyhow::bail!(
+                "the benchmark server {} before it listened; the end of its log:\n{}",
+                match exited {
+                    Some(status) => format!("exited ({status})"),
+                    None => "took over 120 s to start".to_owned(),
+                },
+                tail.join("\n")
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// The address in the server's "aggregator listening" line, once the log holds it.
+fn listening_address(log: &str) -> Option<&str> {
+    log.lines()
+        .find(|line| line.contains("aggregator listening"))
+        .and_then(|line| line.split("addr=").nth(1))
+        .and_then(|rest| rest.split_whitespace().next())
 }
 
 async fn over_grpc(
@@ -242,8 +258,9 @@ async fn over_grpc(
     units_file: &Path,
     args: &IngestBenchArgs,
     max_calls: usize,
+    log_path: &Path,
 ) -> anyhow::Result<Figures> {
-    let (mut server, endpoint) = spawn_server(url, units_file, max_calls)?;
+    let (mut server, endpoint) = spawn_server(url, units_file, max_calls, log_path).await?;
     // Each simulated unit has its own connection, as district nodes do; they are all open
     // before the clock starts, so the figure is about submitting, not about TCP handshakes.
     let mut clients = Vec::with_capacity(args.units);
@@ -354,10 +371,24 @@ pub async fn run(args: IngestBenchArgs) -> anyhow::Result<ExitCode> {
         eprintln!("{backend}: bare store…");
         let bare = bare_store(&bare_url, &args).await?;
         eprintln!("{backend}: over gRPC…");
-        let grpc = over_grpc(&grpc_url, &units_file, &args, 4096).await?;
+        let grpc = over_grpc(
+            &grpc_url,
+            &units_file,
+            &args,
+            4096,
+            &dir.path().join(format!("{backend}-server.log")),
+        )
+        .await?;
         let limit = (args.units / 4).max(1);
         eprintln!("{backend}: over gRPC at 4× a concurrency limit of {limit}…");
-        let overload = over_grpc(&overload_url, &units_file, &args, limit).await?;
+        let overload = over_grpc(
+            &overload_url,
+            &units_file,
+            &args,
+            limit,
+            &dir.path().join(format!("{backend}-overload-server.log")),
+        )
+        .await?;
         for database in databases {
             database.drop_now().await?;
         }
@@ -407,4 +438,20 @@ pub async fn run(args: IngestBenchArgs) -> anyhow::Result<ExitCode> {
         );
     }
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::listening_address;
+
+    #[test]
+    fn the_address_is_read_from_the_listening_line_once_it_is_written() {
+        let starting = "2026-12-02T03:00:00Z  INFO tonghop::store: migrations done\n";
+        assert_eq!(listening_address(starting), None);
+        let listening = format!(
+            "{starting}2026-12-02T03:00:01Z  INFO tonghop::grpc::server: aggregator listening \
+             addr=127.0.0.1:40123 store=\"sqlite\"\n"
+        );
+        assert_eq!(listening_address(&listening), Some("127.0.0.1:40123"));
+    }
 }
