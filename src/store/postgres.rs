@@ -6,8 +6,8 @@
 use super::group_commit::{GroupCommitter, GroupWriter};
 use super::queries::sql_store;
 use super::{NewRevision, Recorded, StoreError, StoreOptions};
-use sqlx::PgPool;
 use sqlx::postgres::PgPoolOptions;
+use sqlx::{Connection, PgPool};
 
 pub struct PgStore {
     pool: PgPool,
@@ -46,7 +46,11 @@ struct PgGroupWriter(PgPool);
 impl GroupWriter for PgGroupWriter {
     async fn commit_group(&self, group: &[&NewRevision]) -> Result<Vec<Recorded>, StoreError> {
         let mut conn = self.0.acquire().await?;
-        commit_group_on(&mut conn, group).await
+        // Rolled back when dropped on any error: nothing half-written is answered.
+        let mut tx = conn.begin().await?;
+        let recorded = super::group_write::write_group_postgres(&mut tx, group).await?;
+        tx.commit().await?;
+        Ok(recorded)
     }
 
     async fn record_alone(&self, revision: &NewRevision) -> Result<Recorded, StoreError> {
@@ -59,7 +63,6 @@ sql_store!(
     sqlx::Postgres,
     writer = pool,
     reader = pool,
-    group_write = super::group_write::write_group_postgres,
     name = "postgres"
 );
 super::reviews::review_store!(PgStore, writer = pool, reader = pool);

@@ -75,13 +75,6 @@ pub(super) const INSERT_SUBMISSION: &str = concat!(
      RETURNING seq"
 );
 
-/// The start of a multi-row insert that gives each row its `seq` (SQLite's group commit).
-pub(super) const INSERT_SUBMISSIONS_WITH_SEQ: &str = concat!(
-    "INSERT INTO submissions (seq, ",
-    submission_columns!(),
-    ") "
-);
-
 pub(super) const INSERT_VALUES_PREFIX: &str =
     "INSERT INTO submission_values (seq, indicator, value, comment) ";
 
@@ -283,7 +276,6 @@ macro_rules! sql_store {
         $db:ty,
         writer = $writer:ident,
         reader = $reader:ident,
-        group_write = $group_write:path,
         name = $name:expr
     ) => {
         pub(super) fn decode_revision_row(
@@ -442,21 +434,6 @@ macro_rules! sql_store {
                 "submission {} kept racing a concurrent write; try again",
                 new.report.submission_id
             )))
-        }
-
-        /// A whole group in one transaction on `conn`, with the backend's set-based SQL,
-        /// committed before it returns; on an error it is rolled back and nothing is written.
-        /// Each backend's group writer (`GroupWriter`) calls it with its writing connection.
-        async fn commit_group_on(
-            conn: &mut <$db as sqlx::Database>::Connection,
-            group: &[&$crate::store::NewRevision],
-        ) -> Result<Vec<$crate::store::Recorded>, $crate::store::StoreError> {
-            use sqlx::Connection;
-            // Rolled back when dropped on any error: nothing half-written is answered.
-            let mut tx = conn.begin().await?;
-            let recorded = $group_write(&mut tx, group).await?;
-            tx.commit().await?;
-            Ok(recorded)
         }
 
         impl $store {

@@ -5,10 +5,12 @@
 //! committer's, whose commits skip SQLite's flush of the WAL and leave it to the committer, who
 //! flushes the WAL file itself while the next group is written and only then answers (see
 //! `group_commit.rs`). The wait for the disk then overlaps the writing instead of following it.
-//! The committer runs on a thread and runtime of its own, so that the writer, ingest's one
-//! serial step, does not queue behind the server's calls for a worker.
+//! The committer runs on threads and a runtime of its own, so that the writer, ingest's one
+//! serial step, does not queue behind the server's calls for a worker; it writes each group
+//! straight through the connection's handle in its own thread (`group_write/sqlite.rs`).
 
 use super::group_commit::{GroupCommitter, GroupWriter};
+use super::group_write::commit_group_sqlite;
 use super::queries::sql_store;
 use super::{NewRevision, Recorded, StoreError, StoreOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
@@ -108,23 +110,24 @@ struct SqliteGroupWriter {
 impl GroupWriter for SqliteGroupWriter {
     async fn commit_group(&self, group: &[&NewRevision]) -> Result<Vec<Recorded>, StoreError> {
         let mut conn = self.writer.acquire().await?;
-        if self.wal.is_none() {
-            return commit_group_on(&mut conn, group).await;
-        }
-        sqlx::query("PRAGMA synchronous = NORMAL")
-            .execute(&mut *conn)
-            .await?;
-        let committed = commit_group_on(&mut conn, group).await;
-        if let Err(e) = sqlx::query("PRAGMA synchronous = FULL")
-            .execute(&mut *conn)
-            .await
-        {
+        let committed = {
+            // Locked: sqlx's thread for this connection waits until the handle is dropped, and
+            // the group is written here, on the writer's own thread (see `group_write/sqlite.rs`).
+            let mut handle = conn.lock_handle().await?;
+            // SAFETY: the handle is locked for as long as `db` lives, so nothing else uses the
+            // connection meanwhile; a `Connection` made `from_handle` leaves the connection open
+            // when dropped, and finalizes the statements it prepared. It never leaves this block.
+            let db = unsafe { rusqlite::Connection::from_handle(handle.as_raw_handle().as_ptr()) }
+                .map_err(|e| StoreError::Internal(format!("the writer's SQLite handle: {e}")))?;
+            commit_group_sqlite(&db, group, self.wal.is_some())
+        };
+        if !committed.back_to_full {
             // Reviews and single reports count on this connection's own flush: a connection
             // that might commit without it is closed instead of going back to the pool.
             conn.close_on_drop();
-            warn!(error = %e, "could not set the writer back to synchronous = FULL; closing it");
+            warn!("could not set the writer back to synchronous = FULL; closing it");
         }
-        committed
+        committed.recorded
     }
 
     async fn record_alone(&self, revision: &NewRevision) -> Result<Recorded, StoreError> {
@@ -227,7 +230,6 @@ sql_store!(
     sqlx::Sqlite,
     writer = writer,
     reader = reader,
-    group_write = super::group_write::write_group_sqlite,
     name = "sqlite"
 );
 super::reviews::review_store!(SqliteStore, writer = writer, reader = reader);
@@ -329,5 +331,110 @@ mod tests {
             .expect("recorded");
         assert!(matches!(recorded, Recorded::Stored(_)), "{recorded:?}");
         caller.block_on(store.close());
+    }
+
+    /// A revision with every column filled, values with and without a comment included.
+    fn full_revision() -> NewRevision {
+        use crate::domain::{DataValue, IndicatorCode};
+        use chrono::TimeZone;
+        let mut new = new_revision("sub-full", "D01", "hash-full");
+        new.report.values = vec![
+            DataValue {
+                indicator: IndicatorCode::parse("don_tiep_nhan").expect("code"),
+                value: 12.5,
+                comment: Some("kể cả đơn trùng; 'quoted'".into()),
+            },
+            DataValue {
+                indicator: IndicatorCode::parse("tiep_cong_dan").expect("code"),
+                value: 0.1 + 0.2,
+                comment: None,
+            },
+        ];
+        new.report.client_time = Some(
+            chrono::Utc
+                .with_ymd_and_hms(2026, 1, 31, 23, 59, 58)
+                .single()
+                .expect("time")
+                + chrono::Duration::nanoseconds(123_456_789),
+        );
+        new.report.narrative.results = "Kết quả".into();
+        new.report.narrative.shortcomings = "Hạn chế".into();
+        new.report.narrative.proposals = "Kiến nghị".into();
+        new.received_at += chrono::Duration::microseconds(7);
+        new.warnings = vec!["a warning".into()];
+        new
+    }
+
+    /// Every row of `table` as text: each column's SQL literal and its storage type.
+    async fn rows_as_stored(store: &SqliteStore, table: &str, order: &str) -> Vec<String> {
+        let columns: Vec<String> =
+            sqlx::query_scalar(&format!("SELECT name FROM pragma_table_info('{table}')"))
+                .fetch_all(&store.reader)
+                .await
+                .expect("columns");
+        assert!(!columns.is_empty(), "no columns in {table}");
+        let cells: Vec<String> = columns
+            .iter()
+            .map(|c| format!("'{c}=' || quote({c}) || ':' || typeof({c})"))
+            .collect();
+        sqlx::query_scalar(&format!(
+            "SELECT {} FROM {table} ORDER BY {order}",
+            cells.join(" || ' ' || ")
+        ))
+        .fetch_all(&store.reader)
+        .await
+        .expect("rows")
+    }
+
+    #[tokio::test]
+    async fn a_group_stores_every_column_as_the_single_report_path_does() {
+        // Groups are written through the connection's handle, single reports (a failed
+        // group's fallback) through sqlx: a report's stored text, times above all, must not
+        // depend on which path wrote it, or reading it back and ordering by time would.
+        let dir = tempfile::tempdir().expect("temp dir");
+        let open = |name: &str| {
+            let url = format!("sqlite://{}", dir.path().join(name).display());
+            async move {
+                SqliteStore::open(&url, &StoreOptions::default())
+                    .await
+                    .expect("open")
+            }
+        };
+        let (grouped, alone) = (open("grouped.db").await, open("alone.db").await);
+        let first = grouped.record(full_revision()).await.expect("group write");
+        let single = record_alone(&alone.writer, &full_revision())
+            .await
+            .expect("single write");
+        let (Recorded::Stored(first), Recorded::Stored(single)) = (first, single) else {
+            panic!("both paths store a new report");
+        };
+        assert_eq!(first, single);
+        for (table, order) in [
+            ("submissions", "seq"),
+            ("submission_values", "seq, indicator"),
+            ("current_reports", "unit_code"),
+        ] {
+            let (g, a) = (
+                rows_as_stored(&grouped, table, order).await,
+                rows_as_stored(&alone, table, order).await,
+            );
+            assert_eq!(g.len(), if table == "submission_values" { 2 } else { 1 });
+            assert_eq!(g, a, "{table} differs between the two paths");
+        }
+        // The same report again goes through the group's look-up, which reads the row back.
+        let again = grouped.record(full_revision()).await.expect("group write");
+        let Recorded::Duplicate(again) = again else {
+            panic!("a resend is a duplicate: {again:?}");
+        };
+        assert_eq!(again.status, crate::domain::ReceiptStatus::Duplicate);
+        assert_eq!(
+            crate::domain::Receipt {
+                status: first.status,
+                ..again
+            },
+            first
+        );
+        grouped.close().await;
+        alone.close().await;
     }
 }

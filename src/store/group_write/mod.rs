@@ -1,19 +1,19 @@
-//! Writing a group of reports in one transaction, set-based: a handful of statements for the
-//! whole group instead of five or six per report. Each statement is a round trip to the
-//! database, and at thousands of reports a second those round trips, not the disk, are what
-//! hold ingest back.
+//! Writing a group of reports in one transaction: one commit, and a few statements for the
+//! whole group instead of five or six round trips per report. At thousands of reports a second
+//! those round trips, not the disk, are what hold ingest back.
 //!
 //! What each report of a group becomes is decided once, here, for both backends, and it is
 //! exactly what writing the reports one after another in queue order would give: a submission
 //! id seen before (in the store, or earlier in the group) is recognised as a duplicate or a
 //! conflict; each new revision takes the next number of its report. Each backend's SQL sits in
-//! a file of its own.
+//! a file of its own: PostgreSQL's set-based statements over the network, SQLite's prepared
+//! one-row statements stepped in the writer's own thread.
 
 mod postgres;
 mod sqlite;
 
 pub(super) use postgres::write_group as write_group_postgres;
-pub(super) use sqlite::write_group as write_group_sqlite;
+pub(super) use sqlite::commit_group as commit_group_sqlite;
 
 use super::queries::{self as q, RevisionRow};
 use super::{NewRevision, Recorded, StoreError};

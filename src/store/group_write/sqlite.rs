@@ -1,183 +1,287 @@
-//! SQLite's group write. It numbers revisions and seqs itself, which is safe because the caller
-//! holds SQLite's single write transaction (another process writing the same file makes a
-//! statement fail, and the caller then falls back to one transaction per report). The change
-//! counter grows by one per revision, in queue order.
+//! SQLite's group write, run on the writer's own thread straight on the connection's handle.
+//! Through sqlx each statement is a round trip to the connection's thread, and a statement
+//! with one row per report of the group has a new text (and a new parse) for every group size;
+//! the writer is ingest's one serial step, and those round trips and parses were most of its
+//! time. Here the whole group is a dozen small statements, prepared once per group and stepped
+//! once per row in this thread, with no round trip between them.
+//!
+//! It numbers revisions and seqs itself, which is safe because the group holds SQLite's single
+//! write transaction (another process writing the same file makes a statement fail, and the
+//! caller then falls back to one transaction per report). The change counter grows by one per
+//! revision, in queue order. The columns are written exactly as sqlx writes them for the single
+//! report path (`store::sqlite::tests` compares the two).
 
 use super::{GroupPlan, Planned, ReportKey, last_per_report, plan};
 use crate::store::queries::{self as q, RevisionRow};
 use crate::store::{NewRevision, Recorded, StoreError};
-use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
+use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
+use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
 use std::collections::HashMap;
 
-/// SQLite accepts at most 32,766 bound parameters per statement; stay well below.
-const MAX_PARAMETERS: usize = 30_000;
+/// How one group's commit ended on the connection.
+pub(in crate::store) struct GroupCommit {
+    /// Each report's outcome in queue order, or the error that rolled the whole group back.
+    pub recorded: Result<Vec<Recorded>, StoreError>,
+    /// False when the connection could not be set back to `synchronous = FULL`: it must then be
+    /// closed rather than reused by a review or a single report, which count on SQLite's flush.
+    pub back_to_full: bool,
+}
 
-/// Parameters of one `submissions` row: the explicit seq and the 17 columns `record` binds.
-const SUBMISSION_PARAMETERS: usize = 18;
-
-/// Parameters of one `submission_values` row.
-const VALUE_PARAMETERS: usize = 4;
-
-/// Writes `group` inside the caller's open transaction and returns each report's outcome in
-/// order. Nothing is durable (or answered) until the caller commits.
-pub(in crate::store) async fn write_group(
-    conn: &mut SqliteConnection,
+/// Writes and commits `group` in one transaction on `db`, the writer's connection, which the
+/// caller has locked for the duration. With `flush_left_to_caller` the commit skips SQLite's own
+/// flush of the WAL (`synchronous = NORMAL`) and the caller flushes it before answering; the
+/// connection is back at `FULL` before this returns.
+pub(in crate::store) fn commit_group(
+    db: &Connection,
     group: &[&NewRevision],
-) -> Result<Vec<Recorded>, StoreError> {
-    let known = known_submissions(conn, group).await?;
-    let latest = current_revisions(conn, group).await?;
-    let first_seq = next_seq(conn).await?;
+    flush_left_to_caller: bool,
+) -> GroupCommit {
+    if flush_left_to_caller && let Err(e) = db.execute_batch("PRAGMA synchronous = NORMAL") {
+        return GroupCommit {
+            recorded: Err(sqlite_error(e)),
+            back_to_full: true,
+        };
+    }
+    let recorded = write_and_commit(db, group);
+    let back_to_full =
+        !flush_left_to_caller || db.execute_batch("PRAGMA synchronous = FULL").is_ok();
+    GroupCommit {
+        recorded,
+        back_to_full,
+    }
+}
+
+fn write_and_commit(db: &Connection, group: &[&NewRevision]) -> Result<Vec<Recorded>, StoreError> {
+    // IMMEDIATE takes the write lock first, so a busy file fails here rather than midway.
+    // Dropped without a commit on any error: rolled back, nothing half-written is answered.
+    let tx = rusqlite::Transaction::new_unchecked(db, TransactionBehavior::Immediate)
+        .map_err(sqlite_error)?;
+    let known = known_submissions(&tx, group)?;
+    let latest = current_revisions(&tx, group)?;
+    let first_seq = next_seq(&tx)?;
     let GroupPlan { planned, outcomes } = plan(group, &known, latest, first_seq)?;
-    insert_submissions(conn, &planned).await?;
-    insert_values(conn, &planned).await?;
-    point_current_at(conn, &planned).await?;
+    insert_submissions(&tx, &planned)?;
+    insert_values(&tx, &planned)?;
+    point_current_at(&tx, &planned)?;
+    tx.commit().map_err(sqlite_error)?;
     Ok(outcomes)
 }
 
+/// Busy or locked (another process holds the file) is worth retrying; the rest is not.
+fn sqlite_error(e: rusqlite::Error) -> StoreError {
+    use rusqlite::ErrorCode::{DatabaseBusy, DatabaseLocked};
+    match e.sqlite_error_code() {
+        Some(DatabaseBusy | DatabaseLocked) => StoreError::Unavailable(e.to_string()),
+        _ => StoreError::Internal(e.to_string()),
+    }
+}
+
+/// A timestamp as sqlx writes a `DateTime<Utc>` to SQLite, so both paths store the same text.
+fn timestamp(t: DateTime<Utc>) -> String {
+    q::to_micros(t).to_rfc3339_opts(SecondsFormat::AutoSi, false)
+}
+
+/// A date as sqlx writes a `NaiveDate` to SQLite.
+fn day(d: NaiveDate) -> String {
+    d.format("%F").to_string()
+}
+
 /// Rows already stored under the group's submission ids.
-async fn known_submissions(
-    conn: &mut SqliteConnection,
+fn known_submissions(
+    db: &Connection,
     group: &[&NewRevision],
 ) -> Result<HashMap<String, RevisionRow>, StoreError> {
-    let mut query = QueryBuilder::<Sqlite>::new(format!(
-        "SELECT {} FROM submissions s WHERE s.submission_id IN (",
-        q::REVISION_COLUMNS
-    ));
-    let mut ids = query.separated(", ");
+    let mut find = db
+        .prepare_cached(&format!(
+            "SELECT {} FROM submissions s WHERE s.submission_id = ?1",
+            q::REVISION_COLUMNS
+        ))
+        .map_err(sqlite_error)?;
+    let mut known = HashMap::new();
     for new in group {
-        ids.push_bind(new.report.submission_id.as_str());
-    }
-    query.push(")");
-    let rows = query.build().fetch_all(&mut *conn).await?;
-    let mut known = HashMap::with_capacity(rows.len());
-    for row in &rows {
-        let row = crate::store::sqlite::decode_revision_row(row)?;
-        known.insert(row.submission_id.clone(), row);
+        let id = new.report.submission_id.as_str();
+        if let Some(row) = find
+            .query_row([id], revision_row)
+            .optional()
+            .map_err(|e| StoreError::Corrupt(format!("submission {id:?}: {e}")))?
+        {
+            known.insert(row.submission_id.clone(), row);
+        }
     }
     Ok(known)
 }
 
+/// A `submissions` row, its columns in `q::REVISION_COLUMNS` order.
+fn revision_row(row: &Row<'_>) -> rusqlite::Result<RevisionRow> {
+    let client_time: Option<String> = row.get(8)?;
+    Ok(RevisionRow {
+        seq: row.get(0)?,
+        submission_id: row.get(1)?,
+        unit_code: row.get(2)?,
+        data_set: row.get(3)?,
+        period: row.get(4)?,
+        revision: row.get(5)?,
+        content_hash: row.get(6)?,
+        prepared_by: row.get(7)?,
+        client_time: client_time.map(|t| parse_timestamp(8, &t)).transpose()?,
+        received_at: parse_timestamp(9, &row.get::<_, String>(9)?)?,
+        deadline: parse_timestamp(10, &row.get::<_, String>(10)?)?,
+        on_time: row.get(11)?,
+        window_start: parse_day(12, &row.get::<_, String>(12)?)?,
+        window_end: parse_day(13, &row.get::<_, String>(13)?)?,
+        results: row.get(14)?,
+        shortcomings: row.get(15)?,
+        proposals: row.get(16)?,
+        warnings: row.get(17)?,
+    })
+}
+
+fn unreadable(
+    column: usize,
+    text: &str,
+    e: impl std::error::Error + Send + Sync + 'static,
+) -> rusqlite::Error {
+    rusqlite::Error::FromSqlConversionFailure(
+        column,
+        rusqlite::types::Type::Text,
+        format!("{text:?}: {e}").into(),
+    )
+}
+
+fn parse_timestamp(column: usize, text: &str) -> rusqlite::Result<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(text)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|e| unreadable(column, text, e))
+}
+
+fn parse_day(column: usize, text: &str) -> rusqlite::Result<NaiveDate> {
+    NaiveDate::parse_from_str(text, "%F").map_err(|e| unreadable(column, text, e))
+}
+
 /// The latest revision number of every report the group touches.
-async fn current_revisions(
-    conn: &mut SqliteConnection,
+fn current_revisions(
+    db: &Connection,
     group: &[&NewRevision],
 ) -> Result<HashMap<ReportKey, u32>, StoreError> {
-    let mut query = QueryBuilder::<Sqlite>::new(
-        "SELECT unit_code, data_set, period, revision FROM current_reports \
-         WHERE (unit_code, data_set, period) IN (VALUES ",
-    );
-    let mut keys = query.separated(", ");
+    let mut find = db
+        .prepare_cached(
+            "SELECT revision FROM current_reports \
+             WHERE unit_code = ?1 AND data_set = ?2 AND period = ?3",
+        )
+        .map_err(sqlite_error)?;
+    let mut latest = HashMap::new();
     for new in group {
-        keys.push("(")
-            .push_bind_unseparated(new.report.unit.as_str())
-            .push_unseparated(", ")
-            .push_bind_unseparated(new.report.data_set.as_str())
-            .push_unseparated(", ")
-            .push_bind_unseparated(new.report.period.to_string())
-            .push_unseparated(")");
+        let (unit, data_set) = (new.report.unit.as_str(), new.report.data_set.as_str());
+        let period = new.report.period.to_string();
+        let Some(revision) = find
+            .query_row(params![unit, data_set, &period], |row| row.get::<_, i64>(0))
+            .optional()
+            .map_err(sqlite_error)?
+        else {
+            continue;
+        };
+        let revision = u32::try_from(revision).map_err(|e| {
+            StoreError::Corrupt(format!(
+                "current_reports {unit}/{data_set}/{period}: revision {revision}: {e}"
+            ))
+        })?;
+        latest.insert((unit.to_owned(), data_set.to_owned(), period), revision);
     }
-    query.push(")");
-    let rows: Vec<(String, String, String, i64)> =
-        query.build_query_as().fetch_all(&mut *conn).await?;
-    rows.into_iter()
-        .map(|(unit, data_set, period, revision)| {
-            let revision = u32::try_from(revision).map_err(|e| {
-                StoreError::Corrupt(format!(
-                    "current_reports {unit}/{data_set}/{period}: revision {revision}: {e}"
-                ))
-            })?;
-            Ok(((unit, data_set, period), revision))
-        })
-        .collect()
+    Ok(latest)
 }
 
 /// The seq the next revision gets: past every seq ever handed out (AUTOINCREMENT's own record
 /// included, so a seq is never reused even if rows were ever removed by hand).
-async fn next_seq(conn: &mut SqliteConnection) -> Result<i64, StoreError> {
-    let last: i64 = sqlx::query_scalar(
-        "SELECT MAX(COALESCE((SELECT MAX(seq) FROM submissions), 0), \
-         COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'submissions'), 0))",
-    )
-    .fetch_one(&mut *conn)
-    .await?;
+fn next_seq(db: &Connection) -> Result<i64, StoreError> {
+    let last: i64 = db
+        .query_row(
+            "SELECT MAX(COALESCE((SELECT MAX(seq) FROM submissions), 0), \
+             COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'submissions'), 0))",
+            [],
+            |row| row.get(0),
+        )
+        .map_err(sqlite_error)?;
     Ok(last + 1)
 }
 
-async fn insert_submissions(
-    conn: &mut SqliteConnection,
-    planned: &[Planned<'_>],
-) -> Result<(), StoreError> {
-    for chunk in planned.chunks(MAX_PARAMETERS / SUBMISSION_PARAMETERS) {
-        let mut insert = QueryBuilder::<Sqlite>::new(q::INSERT_SUBMISSIONS_WITH_SEQ);
-        insert.push_values(chunk, |mut row, p| {
-            let report = &p.new.report;
-            row.push_bind(p.seq)
-                .push_bind(report.submission_id.as_str())
-                .push_bind(report.unit.as_str())
-                .push_bind(report.data_set.as_str())
-                .push_bind(p.period.as_str())
-                .push_bind(i64::from(p.revision))
-                .push_bind(p.new.content_hash.as_str())
-                .push_bind(report.prepared_by.as_str())
-                .push_bind(report.client_time.map(q::to_micros))
-                .push_bind(q::to_micros(p.new.received_at))
-                .push_bind(q::to_micros(p.new.deadline))
-                .push_bind(p.new.on_time)
-                .push_bind(p.new.window.start)
-                .push_bind(p.new.window.end)
-                .push_bind(report.narrative.results.as_str())
-                .push_bind(report.narrative.shortcomings.as_str())
-                .push_bind(report.narrative.proposals.as_str())
-                .push_bind(p.warnings.as_str());
-        });
-        insert.build().execute(&mut *conn).await?;
+fn insert_submissions(db: &Connection, planned: &[Planned<'_>]) -> Result<(), StoreError> {
+    let mut insert = db
+        .prepare_cached(concat!(
+            "INSERT INTO submissions (seq, ",
+            q::submission_columns!(),
+            ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, \
+             ?17, ?18)"
+        ))
+        .map_err(sqlite_error)?;
+    for p in planned {
+        let report = &p.new.report;
+        insert
+            .execute(params![
+                p.seq,
+                report.submission_id.as_str(),
+                report.unit.as_str(),
+                report.data_set.as_str(),
+                p.period.as_str(),
+                i64::from(p.revision),
+                p.new.content_hash.as_str(),
+                report.prepared_by.as_str(),
+                report.client_time.map(timestamp),
+                timestamp(p.new.received_at),
+                timestamp(p.new.deadline),
+                p.new.on_time,
+                day(p.new.window.start),
+                day(p.new.window.end),
+                report.narrative.results.as_str(),
+                report.narrative.shortcomings.as_str(),
+                report.narrative.proposals.as_str(),
+                p.warnings.as_str(),
+            ])
+            .map_err(sqlite_error)?;
     }
     Ok(())
 }
 
-async fn insert_values(
-    conn: &mut SqliteConnection,
-    planned: &[Planned<'_>],
-) -> Result<(), StoreError> {
-    let rows: Vec<(i64, &crate::domain::DataValue)> = planned
-        .iter()
-        .flat_map(|p| p.new.report.values.iter().map(move |v| (p.seq, v)))
-        .collect();
-    for chunk in rows.chunks(MAX_PARAMETERS / VALUE_PARAMETERS) {
-        let mut insert = QueryBuilder::<Sqlite>::new(q::INSERT_VALUES_PREFIX);
-        insert.push_values(chunk, |mut row, (seq, v)| {
-            row.push_bind(*seq)
-                .push_bind(v.indicator.as_str())
-                .push_bind(v.value)
-                .push_bind(v.comment.as_deref());
-        });
-        insert.build().execute(&mut *conn).await?;
+fn insert_values(db: &Connection, planned: &[Planned<'_>]) -> Result<(), StoreError> {
+    let mut insert = db
+        .prepare_cached(
+            "INSERT INTO submission_values (seq, indicator, value, comment) \
+             VALUES (?1, ?2, ?3, ?4)",
+        )
+        .map_err(sqlite_error)?;
+    for p in planned {
+        for v in &p.new.report.values {
+            insert
+                .execute(params![
+                    p.seq,
+                    v.indicator.as_str(),
+                    v.value,
+                    v.comment.as_deref()
+                ])
+                .map_err(sqlite_error)?;
+        }
     }
     Ok(())
 }
 
 /// One `current_reports` row per report touched, pointing at its last revision in the group.
-async fn point_current_at(
-    conn: &mut SqliteConnection,
-    planned: &[Planned<'_>],
-) -> Result<(), StoreError> {
-    let rows = last_per_report(planned);
-    for chunk in rows.chunks(MAX_PARAMETERS / 5) {
-        let mut upsert = QueryBuilder::<Sqlite>::new(
-            "INSERT INTO current_reports (unit_code, data_set, period, revision, seq) ",
-        );
-        upsert.push_values(chunk, |mut row, p| {
-            row.push_bind(p.new.report.unit.as_str())
-                .push_bind(p.new.report.data_set.as_str())
-                .push_bind(p.period.as_str())
-                .push_bind(i64::from(p.revision))
-                .push_bind(p.seq);
-        });
-        upsert.push(
-            " ON CONFLICT (unit_code, data_set, period) \
+fn point_current_at(db: &Connection, planned: &[Planned<'_>]) -> Result<(), StoreError> {
+    let mut upsert = db
+        .prepare_cached(
+            "INSERT INTO current_reports (unit_code, data_set, period, revision, seq) \
+             VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (unit_code, data_set, period) \
              DO UPDATE SET revision = excluded.revision, seq = excluded.seq",
-        );
-        upsert.build().execute(&mut *conn).await?;
+        )
+        .map_err(sqlite_error)?;
+    for p in last_per_report(planned) {
+        upsert
+            .execute(params![
+                p.new.report.unit.as_str(),
+                p.new.report.data_set.as_str(),
+                p.period.as_str(),
+                i64::from(p.revision),
+                p.seq
+            ])
+            .map_err(sqlite_error)?;
     }
     Ok(())
 }
