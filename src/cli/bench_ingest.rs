@@ -230,6 +230,8 @@ async fn spawn_server(
         if exited.is_some() || Instant::now() >= give_up {
             let _ = child.kill();
             let _ = child.wait();
+            // Read again: the server may have written its last words after the read above.
+            let written = String::from_utf8_lossy(&std::fs::read(log_path)?).into_owned();
             let tail: Vec<&str> = written.lines().rev().take(20).collect();
             let tail: Vec<&str> = tail.into_iter().rev().collect();
             anyhow::bail!(
@@ -247,7 +249,9 @@ async fn spawn_server(
 
 /// The address in the server's "aggregator listening" line, once the log holds it.
 fn listening_address(log: &str) -> Option<&str> {
-    log.lines()
+    // Whole lines only: a read may catch the server halfway through writing one.
+    log.split_inclusive('\n')
+        .filter(|line| line.ends_with('\n'))
         .find(|line| line.contains("aggregator listening"))
         .and_then(|line| line.split("addr=").nth(1))
         .and_then(|rest| rest.split_whitespace().next())
@@ -453,5 +457,8 @@ mod tests {
              addr=127.0.0.1:40123 store=\"sqlite\"\n"
         );
         assert_eq!(listening_address(&listening), Some("127.0.0.1:40123"));
+        // Caught halfway through the line: not yet an address.
+        let halfway = &listening[..listening.find("40123").expect("port") + 3];
+        assert_eq!(listening_address(halfway), None);
     }
 }

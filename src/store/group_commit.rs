@@ -119,7 +119,7 @@ impl GroupCommitter {
                 // while the next is written.
                 let runtime = match tokio::runtime::Builder::new_multi_thread()
                     .worker_threads(1)
-                    .thread_name("tonghop-answer")
+                    .thread_name("tonghop-store")
                     .enable_all()
                     .build()
                 {
@@ -365,7 +365,7 @@ mod tests {
         flushes: Arc<Semaphore>,
         flush_fails: bool,
         /// A submission id whose commit blocks the writing thread itself, as SQLite's
-        /// synchronous group write does, until the test sends on the channel (10 s at most).
+        /// synchronous group write does, until the test sends on the channel (20 s at most).
         blocking_commit: Option<(&'static str, Mutex<std::sync::mpsc::Receiver<()>>)>,
     }
 
@@ -387,7 +387,8 @@ mod tests {
                 && ids.contains(id)
             {
                 let release = release.lock().expect("release lock");
-                let _ = release.recv_timeout(Duration::from_secs(10));
+                // Longer than `within`'s 10 s, so a test that fails does so at its `within`.
+                let _ = release.recv_timeout(Duration::from_secs(20));
                 self.log(format!("commit {id} returns"));
             }
             // The submission id, as the existing hash, tells the answers apart.

@@ -55,11 +55,12 @@ impl SqliteStore {
             .run(&mut migrating)
             .await?;
         migrating.close().await?;
-        // The writer's statement journals (each multi-row INSERT inside a group's transaction
-        // keeps one, to undo just that statement if it fails) stay in memory: past 64 KiB
-        // SQLite spills them to a new temporary file, and keeping them in memory raised the
-        // bare store's rate in the ingest benchmark by about a fifth. A journal holds at most
-        // the pages one statement of one group touches.
+        // The writer's statement journals (a multi-row INSERT inside a transaction keeps one,
+        // to undo just that statement if it fails: the single-report path's insert of a
+        // report's values does) stay in memory: past 64 KiB SQLite spills them to a new
+        // temporary file, which cost the bare store about a fifth of its rate when the group
+        // write still used multi-row INSERTs. A journal holds at most the pages one statement
+        // touches.
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
             .acquire_timeout(options.acquire_timeout)
@@ -121,11 +122,14 @@ impl GroupWriter for SqliteGroupWriter {
                 .map_err(|e| StoreError::Internal(format!("the writer's SQLite handle: {e}")))?;
             commit_group_sqlite(&db, group, self.wal.is_some())
         };
-        if !committed.back_to_full {
-            // Reviews and single reports count on this connection's own flush: a connection
-            // that might commit without it is closed instead of going back to the pool.
+        if !committed.reusable {
+            // Reviews and single reports count on this connection's own flush, and on it being
+            // outside a transaction: one that might not be is closed, not given back.
             conn.close_on_drop();
-            warn!("could not set the writer back to synchronous = FULL; closing it");
+            warn!(
+                "the writer's connection is not back at synchronous = FULL outside a \
+                 transaction; closing it"
+            );
         }
         committed.recorded
     }
@@ -401,14 +405,46 @@ mod tests {
             }
         };
         let (grouped, alone) = (open("grouped.db").await, open("alone.db").await);
-        let first = grouped.record(full_revision()).await.expect("group write");
-        let single = record_alone(&alone.writer, &full_revision())
-            .await
-            .expect("single write");
-        let (Recorded::Stored(first), Recorded::Stored(single)) = (first, single) else {
-            panic!("both paths store a new report");
+        // One group of three: the report, a correction of it, and a resend of the first, so
+        // each prepared statement is stepped more than once and a repeat is met in the group.
+        let correction = {
+            let mut c = full_revision();
+            c.report.submission_id = crate::domain::SubmissionId::parse("sub-full-2").expect("id");
+            c.content_hash = "hash-full-2".into();
+            c.report.values[0].value = 13.0;
+            c.report.values[0].comment = None;
+            c
         };
-        assert_eq!(first, single);
+        let revisions = [full_revision(), correction, full_revision()];
+        let committed = {
+            let mut conn = grouped.writer.acquire().await.expect("writer");
+            let mut handle = conn.lock_handle().await.expect("handle");
+            // SAFETY: as in `commit_group`: the handle stays locked while `db` lives.
+            let db = unsafe { rusqlite::Connection::from_handle(handle.as_raw_handle().as_ptr()) }
+                .expect("rusqlite");
+            let committed = commit_group_sqlite(&db, &revisions.iter().collect::<Vec<_>>(), true);
+            assert!(db.is_autocommit(), "a transaction left open");
+            committed
+        };
+        assert!(committed.reusable);
+        let grouped_answers = committed.recorded.expect("group write");
+        let mut single_answers = Vec::new();
+        for revision in &revisions {
+            single_answers.push(record_alone(&alone.writer, revision).await.expect("single"));
+        }
+        assert_eq!(grouped_answers, single_answers);
+        let Recorded::Stored(first) = grouped_answers[0].clone() else {
+            panic!("a new report is stored: {grouped_answers:?}");
+        };
+        assert_eq!(first.revision, 1);
+        assert!(matches!(&grouped_answers[1], Recorded::Stored(r) if r.revision == 2));
+        assert!(matches!(&grouped_answers[2], Recorded::Duplicate(r) if r.revision == 1));
+        // 2 is FULL: the connection went back to the pool as reviews and single reports need it.
+        let level: i64 = sqlx::query_scalar("PRAGMA synchronous")
+            .fetch_one(&grouped.writer)
+            .await
+            .expect("pragma");
+        assert_eq!(level, 2);
         for (table, order) in [
             ("submissions", "seq"),
             ("submission_values", "seq, indicator"),
@@ -418,7 +454,13 @@ mod tests {
                 rows_as_stored(&grouped, table, order).await,
                 rows_as_stored(&alone, table, order).await,
             );
-            assert_eq!(g.len(), if table == "submission_values" { 2 } else { 1 });
+            // Two revisions of two values each; one report.
+            let expected = match table {
+                "submissions" => 2,
+                "submission_values" => 4,
+                _ => 1,
+            };
+            assert_eq!(g.len(), expected, "{table}");
             assert_eq!(g, a, "{table} differs between the two paths");
         }
         // The same report again goes through the group's look-up, which reads the row back.

@@ -22,15 +22,17 @@ use std::collections::HashMap;
 pub(in crate::store) struct GroupCommit {
     /// Each report's outcome in queue order, or the error that rolled the whole group back.
     pub recorded: Result<Vec<Recorded>, StoreError>,
-    /// False when the connection could not be set back to `synchronous = FULL`: it must then be
-    /// closed rather than reused by a review or a single report, which count on SQLite's flush.
-    pub back_to_full: bool,
+    /// False when the connection could not be set back to `synchronous = FULL`, or is still
+    /// inside a transaction (a failed COMMIT whose rollback failed too): it must then be closed
+    /// rather than reused by a review or a single report, which count on SQLite's own flush and
+    /// on sqlx's idea of whether a transaction is open.
+    pub reusable: bool,
 }
 
 /// Writes and commits `group` in one transaction on `db`, the writer's connection, which the
 /// caller has locked for the duration. With `flush_left_to_caller` the commit skips SQLite's own
 /// flush of the WAL (`synchronous = NORMAL`) and the caller flushes it before answering; the
-/// connection is back at `FULL` before this returns.
+/// connection is back at `FULL`, outside any transaction, before this returns.
 pub(in crate::store) fn commit_group(
     db: &Connection,
     group: &[&NewRevision],
@@ -39,15 +41,19 @@ pub(in crate::store) fn commit_group(
     if flush_left_to_caller && let Err(e) = db.execute_batch("PRAGMA synchronous = NORMAL") {
         return GroupCommit {
             recorded: Err(sqlite_error(e)),
-            back_to_full: true,
+            reusable: true,
         };
     }
     let recorded = write_and_commit(db, group);
+    if !db.is_autocommit() {
+        // The transaction's own rollback on drop failed: one more try.
+        let _ = db.execute_batch("ROLLBACK");
+    }
     let back_to_full =
         !flush_left_to_caller || db.execute_batch("PRAGMA synchronous = FULL").is_ok();
     GroupCommit {
         recorded,
-        back_to_full,
+        reusable: back_to_full && db.is_autocommit(),
     }
 }
 
@@ -103,7 +109,15 @@ fn known_submissions(
         if let Some(row) = find
             .query_row([id], revision_row)
             .optional()
-            .map_err(|e| StoreError::Corrupt(format!("submission {id:?}: {e}")))?
+            .map_err(|e| match e {
+                // A stored row this build cannot read back.
+                rusqlite::Error::FromSqlConversionFailure(..)
+                | rusqlite::Error::InvalidColumnType(..)
+                | rusqlite::Error::IntegralValueOutOfRange(..) => {
+                    StoreError::Corrupt(format!("submission {id:?}: {e}"))
+                }
+                e => sqlite_error(e),
+            })?
         {
             known.insert(row.submission_id.clone(), row);
         }
@@ -148,10 +162,16 @@ fn unreadable(
     )
 }
 
+/// What sqlx writes (RFC 3339), or the space-separated UTC form SQLite's own date functions
+/// write, for a row edited by hand.
 fn parse_timestamp(column: usize, text: &str) -> rusqlite::Result<DateTime<Utc>> {
     DateTime::parse_from_rfc3339(text)
         .map(|t| t.with_timezone(&Utc))
-        .map_err(|e| unreadable(column, text, e))
+        .or_else(|e| {
+            chrono::NaiveDateTime::parse_from_str(text, "%F %T%.f")
+                .map(|t| t.and_utc())
+                .map_err(|_| unreadable(column, text, e))
+        })
 }
 
 fn parse_day(column: usize, text: &str) -> rusqlite::Result<NaiveDate> {
