@@ -265,56 +265,64 @@ async fn over_grpc(
     log_path: &Path,
 ) -> anyhow::Result<Figures> {
     let (mut server, endpoint) = spawn_server(url, units_file, max_calls, log_path).await?;
-    // Each simulated unit has its own connection, as district nodes do; they are all open
-    // before the clock starts, so the figure is about submitting, not about TCP handshakes.
-    let mut clients = Vec::with_capacity(args.units);
-    for _ in 0..args.units {
-        clients.push(AggregatorClient::connect(&endpoint).await?);
-    }
     let server_pid = server.id().to_string();
-    let (server_cpu_before, client_cpu_before) = (
-        super::bench::proc_stat::cpu_seconds(&server_pid),
-        super::bench::proc_stat::cpu_seconds("self"),
-    );
-    let started = Instant::now();
-    let mut tasks = Vec::new();
-    for (u, mut client) in clients.into_iter().enumerate() {
-        let reports = args.reports;
-        tasks.push(tokio::spawn(async move {
-            let (mut latencies, mut shed) = (Vec::with_capacity(reports), 0usize);
-            for r in 0..reports {
-                let draft = report(u, r, "grpc");
-                let t0 = Instant::now();
-                loop {
-                    match client.submit(&draft).await {
-                        Ok(_) => break,
-                        Err(f) if f.retryable => {
-                            shed += 1;
-                            tokio::time::sleep(f.retry_after.unwrap_or(Duration::from_millis(100)))
+    // The server goes down however the load ends; an error is told after that.
+    let load = async {
+        // Each simulated unit has its own connection, as district nodes do; they are all open
+        // before the clock starts, so the figure is about submitting, not about TCP handshakes.
+        let mut clients = Vec::with_capacity(args.units);
+        for _ in 0..args.units {
+            clients.push(AggregatorClient::connect(&endpoint).await?);
+        }
+        let (server_cpu_before, client_cpu_before) = (
+            super::bench::proc_stat::cpu_seconds(&server_pid),
+            super::bench::proc_stat::cpu_seconds("self"),
+        );
+        let started = Instant::now();
+        let mut tasks = Vec::new();
+        for (u, mut client) in clients.into_iter().enumerate() {
+            let reports = args.reports;
+            tasks.push(tokio::spawn(async move {
+                let (mut latencies, mut shed) = (Vec::with_capacity(reports), 0usize);
+                for r in 0..reports {
+                    let draft = report(u, r, "grpc");
+                    let t0 = Instant::now();
+                    loop {
+                        match client.submit(&draft).await {
+                            Ok(_) => break,
+                            Err(f) if f.retryable => {
+                                shed += 1;
+                                tokio::time::sleep(
+                                    f.retry_after.unwrap_or(Duration::from_millis(100)),
+                                )
                                 .await;
+                            }
+                            Err(f) => anyhow::bail!("{}: {f}", draft.submission_id),
                         }
-                        Err(f) => anyhow::bail!("{}: {f}", draft.submission_id),
                     }
+                    latencies.push(t0.elapsed().as_secs_f64() * 1000.0);
                 }
-                latencies.push(t0.elapsed().as_secs_f64() * 1000.0);
-            }
-            Ok::<_, anyhow::Error>((latencies, shed))
-        }));
+                Ok::<_, anyhow::Error>((latencies, shed))
+            }));
+        }
+        let (mut all, mut shed) = (Vec::new(), 0);
+        for t in tasks {
+            let (l, s) = t.await??;
+            all.extend(l);
+            shed += s;
+        }
+        let seconds = started.elapsed().as_secs_f64();
+        let server_cpu_s = cpu_used_since(server_cpu_before, &server_pid);
+        let client_cpu_s = cpu_used_since(client_cpu_before, "self");
+        Ok::<_, anyhow::Error>((all, shed, seconds, server_cpu_s, client_cpu_s))
     }
-    let (mut all, mut shed) = (Vec::new(), 0);
-    for t in tasks {
-        let (l, s) = t.await??;
-        all.extend(l);
-        shed += s;
-    }
-    let seconds = started.elapsed().as_secs_f64();
-    let server_cpu_s = cpu_used_since(server_cpu_before, &server_pid);
-    let client_cpu_s = cpu_used_since(client_cpu_before, "self");
+    .await;
     let peak = super::bench::proc_stat::peak_rss_kib(&server_pid);
     let _ = Command::new("kill")
         .args(["-TERM", &server.id().to_string()])
         .status();
     let _ = server.wait();
+    let (mut all, shed, seconds, server_cpu_s, client_cpu_s) = load?;
     // Every acknowledged report must be in the store once: count what the server left behind.
     let store = store::open(url, &StoreOptions::default()).await?;
     let stored = store.change_counter().await?;
