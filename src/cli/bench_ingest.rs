@@ -232,8 +232,8 @@ async fn spawn_server(
             let _ = child.wait();
             // Read again: the server may have written its last words after the read above.
             let written = String::from_utf8_lossy(&std::fs::read(log_path)?).into_owned();
-            let tail: Vec<&str> = written.lines().rev().take(20).collect();
-            let tail: Vec<&str> = tail.into_iter().rev().collect();
+            let lines: Vec<&str> = written.lines().collect();
+            let tail = &lines[lines.len().saturating_sub(20)..];
             anyhow::bail!(
                 "the benchmark server {} before it listened; the end of its log:\n{}",
                 match exited {

@@ -120,7 +120,7 @@ impl From<sqlx::migrate::MigrateError> for StoreError {
 
 /// Error codes after which the same statement may well succeed: SQLite busy/locked,
 /// PostgreSQL serialization failure, deadlock, too many connections, shutting down.
-fn is_transient(code: Option<&str>) -> bool {
+pub(super) fn is_transient(code: Option<&str>) -> bool {
     matches!(
         code,
         Some("5" | "6" | "40001" | "40P01" | "53300" | "57P01" | "57P02" | "57P03")

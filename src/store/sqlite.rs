@@ -10,7 +10,7 @@
 //! straight through the connection's handle in its own thread (`group_write/sqlite.rs`).
 
 use super::group_commit::{GroupCommitter, GroupWriter};
-use super::group_write::commit_group_sqlite;
+use super::group_write::{commit_group_sqlite, on_handle};
 use super::queries::sql_store;
 use super::{NewRevision, Recorded, StoreError, StoreOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
@@ -111,17 +111,11 @@ struct SqliteGroupWriter {
 impl GroupWriter for SqliteGroupWriter {
     async fn commit_group(&self, group: &[&NewRevision]) -> Result<Vec<Recorded>, StoreError> {
         let mut conn = self.writer.acquire().await?;
-        let committed = {
-            // Locked: sqlx's thread for this connection waits until the handle is dropped, and
-            // the group is written here, on the writer's own thread (see `group_write/sqlite.rs`).
-            let mut handle = conn.lock_handle().await?;
-            // SAFETY: the handle is locked for as long as `db` lives, so nothing else uses the
-            // connection meanwhile; a `Connection` made `from_handle` leaves the connection open
-            // when dropped, and finalizes the statements it prepared. It never leaves this block.
-            let db = unsafe { rusqlite::Connection::from_handle(handle.as_raw_handle().as_ptr()) }
-                .map_err(|e| StoreError::Internal(format!("the writer's SQLite handle: {e}")))?;
-            commit_group_sqlite(&db, group, self.wal.is_some())
-        };
+        // The group is written here, on the writer's own thread (see `group_write/sqlite.rs`).
+        let committed = on_handle(&mut conn, |db| {
+            commit_group_sqlite(db, group, self.wal.is_some())
+        })
+        .await?;
         if !committed.reusable {
             // Reviews and single reports count on this connection's own flush, and on it being
             // outside a transaction: one that might not be is closed, not given back.
@@ -418,13 +412,14 @@ mod tests {
         let revisions = [full_revision(), correction, full_revision()];
         let committed = {
             let mut conn = grouped.writer.acquire().await.expect("writer");
-            let mut handle = conn.lock_handle().await.expect("handle");
-            // SAFETY: as in `commit_group`: the handle stays locked while `db` lives.
-            let db = unsafe { rusqlite::Connection::from_handle(handle.as_raw_handle().as_ptr()) }
-                .expect("rusqlite");
-            let committed = commit_group_sqlite(&db, &revisions.iter().collect::<Vec<_>>(), true);
-            assert!(db.is_autocommit(), "a transaction left open");
-            committed
+            on_handle(&mut conn, |db| {
+                let committed =
+                    commit_group_sqlite(db, &revisions.iter().collect::<Vec<_>>(), true);
+                assert!(db.is_autocommit(), "a transaction left open");
+                committed
+            })
+            .await
+            .expect("handle")
         };
         assert!(committed.reusable);
         let grouped_answers = committed.recorded.expect("group write");

@@ -13,7 +13,7 @@ mod postgres;
 mod sqlite;
 
 pub(super) use postgres::write_group as write_group_postgres;
-pub(super) use sqlite::commit_group as commit_group_sqlite;
+pub(super) use sqlite::{commit_group as commit_group_sqlite, on_handle};
 
 use super::queries::{self as q, RevisionRow};
 use super::{NewRevision, Recorded, StoreError};

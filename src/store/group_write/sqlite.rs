@@ -2,7 +2,7 @@
 //! Through sqlx each statement is a round trip to the connection's thread, and a statement
 //! with one row per report of the group has a new text (and a new parse) for every group size;
 //! the writer is ingest's one serial step, and those round trips and parses were most of its
-//! time. Here the whole group is a dozen small statements, prepared once per group and stepped
+//! time. Here the whole group is six one-row statements, prepared once per group and stepped
 //! once per row in this thread, with no round trip between them.
 //!
 //! It numbers revisions and seqs itself, which is safe because the group holds SQLite's single
@@ -73,13 +73,34 @@ fn write_and_commit(db: &Connection, group: &[&NewRevision]) -> Result<Vec<Recor
     Ok(outcomes)
 }
 
-/// Busy or locked (another process holds the file) is worth retrying; the rest is not.
+/// The store's one rule for what is worth retrying, applied to the extended result code, which
+/// is the code sqlx reports: both SQLite paths classify an error alike.
 fn sqlite_error(e: rusqlite::Error) -> StoreError {
-    use rusqlite::ErrorCode::{DatabaseBusy, DatabaseLocked};
-    match e.sqlite_error_code() {
-        Some(DatabaseBusy | DatabaseLocked) => StoreError::Unavailable(e.to_string()),
-        _ => StoreError::Internal(e.to_string()),
+    let code = e.sqlite_error().map(|s| s.extended_code.to_string());
+    if crate::store::is_transient(code.as_deref()) {
+        StoreError::Unavailable(e.to_string())
+    } else {
+        StoreError::Internal(e.to_string())
     }
+}
+
+/// Runs `write` on the writer's connection through its raw handle, locked for the duration so
+/// that sqlx's own thread for it waits. `write` gets the connection only by reference and
+/// returns nothing that borrows it, so it cannot outlive the lock.
+pub(in crate::store) async fn on_handle<R>(
+    conn: &mut sqlx::SqliteConnection,
+    write: impl FnOnce(&Connection) -> R,
+) -> Result<R, StoreError> {
+    let mut handle = conn.lock_handle().await?;
+    // SAFETY: the handle stays locked while `db` lives, so nothing else uses the connection
+    // meanwhile; a `Connection` made `from_handle` leaves the connection open when dropped and
+    // finalizes the statements it prepared; `db` is dropped before `handle`.
+    let db = unsafe { Connection::from_handle(handle.as_raw_handle().as_ptr()) }
+        .map_err(|e| StoreError::Internal(format!("the writer's SQLite handle: {e}")))?;
+    let written = write(&db);
+    drop(db);
+    drop(handle);
+    Ok(written)
 }
 
 /// A timestamp as sqlx writes a `DateTime<Utc>` to SQLite, so both paths store the same text.
