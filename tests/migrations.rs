@@ -36,6 +36,26 @@ const RELEASED: &[(&str, &str, &str)] = &[
         "0001_reports.sql",
         "56eeee7bb9190c1511e5e1f97ea82935642a29413dca7a011d79e13b6781508c",
     ),
+    (
+        "sqlite",
+        "0002_reviews.sql",
+        "aaaf554563dd4aeb18019933025776dd52a6308060026cf7f20dbc785d0732f2",
+    ),
+    (
+        "postgres",
+        "0002_reviews.sql",
+        "f31846d8b07c4b5d42af198048453cf6a19a81479d17395b0c265481a47b543b",
+    ),
+    (
+        "sqlite",
+        "0003_values_without_foreign_key.sql",
+        "8e4be94880fc33306f4cebf65fac3f5442bdd8412f9d47fdc16c5b77f08bcd60",
+    ),
+    (
+        "postgres",
+        "0003_values_without_foreign_key.sql",
+        "3598a4e7103335d9915e30c4ff9adde134997eba5f3c4831fb428991f99c70a6",
+    ),
 ];
 
 fn dialect(backend: Backend) -> &'static str {

@@ -239,6 +239,46 @@ mod tests {
     use crate::store::group_write::tests::new_revision;
 
     #[tokio::test]
+    async fn values_and_current_reports_live_in_their_keys_b_tree_alone() {
+        // Migration 0004: one B-tree per table, no rowid table beside the key, and no foreign
+        // key check per value. A store opened on a new file has it.
+        let dir = tempfile::tempdir().expect("temp dir");
+        let url = format!("sqlite://{}", dir.path().join("store.db").display());
+        let store = SqliteStore::open(&url, &StoreOptions::default())
+            .await
+            .expect("open");
+        for table in ["submission_values", "current_reports"] {
+            // A table WITHOUT ROWID has no rowid column to select.
+            let rowid = sqlx::query(&format!("SELECT rowid FROM {table}"))
+                .fetch_all(&store.writer)
+                .await;
+            assert!(rowid.is_err(), "{table} still has a rowid");
+            // Its primary key is the table itself, not an extra index beside it.
+            let indexes: i64 = sqlx::query_scalar(&format!(
+                "SELECT count(*) FROM pragma_index_list('{table}') WHERE origin = 'pk'"
+            ))
+            .fetch_one(&store.writer)
+            .await
+            .expect("index list");
+            assert_eq!(indexes, 1, "{table}: the key's own B-tree only");
+            let rows: i64 = sqlx::query_scalar(&format!(
+                "SELECT count(*) FROM sqlite_master WHERE tbl_name = '{table}' AND type = 'index'"
+            ))
+            .fetch_one(&store.writer)
+            .await
+            .expect("schema");
+            assert_eq!(rows, 0, "{table}: no separate index B-tree");
+        }
+        let foreign_keys: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM pragma_foreign_key_list('submission_values')")
+                .fetch_one(&store.writer)
+                .await
+                .expect("foreign keys");
+        assert_eq!(foreign_keys, 0);
+        store.close().await;
+    }
+
+    #[tokio::test]
     async fn an_answered_report_was_flushed_and_the_writer_is_back_at_full() {
         let dir = tempfile::tempdir().expect("temp dir");
         let url = format!("sqlite://{}", dir.path().join("store.db").display());
