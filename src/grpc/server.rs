@@ -26,8 +26,8 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
-use tokio_stream::wrappers::TcpListenerStream;
 use tonic::service::interceptor::InterceptedService;
+use tonic::transport::server::TcpIncoming;
 use tonic::transport::{Certificate, Identity, ServerTlsConfig};
 
 /// The server's certificate and key, and the CA whose client certificates it accepts (PEM).
@@ -78,6 +78,13 @@ pub struct Application {
     query: QueryService,
     reviewer: Reviewer,
     options: ServerOptions,
+}
+
+/// The listener's connections with `TCP_NODELAY` set, as tonic sets it when it binds the port
+/// itself (it ignores its own setting for a listener handed to it). Without it an answer written
+/// while the previous one is still unacknowledged waits for the peer's delayed ACK.
+fn accepting(listener: TcpListener) -> TcpIncoming {
+    TcpIncoming::from(listener).with_nodelay(Some(true))
 }
 
 /// A server running in the background (demo, tests).
@@ -244,7 +251,7 @@ impl Application {
             .add_service(catalog)
             .add_service(analytics)
             .add_service(review)
-            .serve_with_incoming_shutdown(TcpListenerStream::new(self.listener), stop)
+            .serve_with_incoming_shutdown(accepting(self.listener), stop)
             .await?;
         tracing::info!("aggregator stopped; in-flight calls finished");
         Ok(())
@@ -264,5 +271,26 @@ impl Application {
             stop: Some(stop),
             task,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::accepting;
+    use tokio::net::{TcpListener, TcpStream};
+    use tokio_stream::StreamExt;
+
+    #[tokio::test]
+    async fn accepted_connections_send_without_waiting_for_acknowledgements() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("address");
+        let mut incoming = accepting(listener);
+        let _client = TcpStream::connect(addr).await.expect("connect");
+        let accepted = incoming
+            .next()
+            .await
+            .expect("a connection")
+            .expect("accepted");
+        assert!(accepted.nodelay().expect("TCP_NODELAY readable"));
     }
 }
