@@ -314,6 +314,15 @@ pub struct IngestBenchArgs {
             .range(1..=bench_ingest::MAX_REPORTS_PER_UNIT)
     )]
     pub reports: usize,
+    /// Rounds per backend, each a bare-store pass and a gRPC pass back to back on new
+    /// databases: the rates printed are the rounds' medians, so one slow stretch of a shared
+    /// machine does not decide the figure; every round is printed too.
+    #[arg(
+        long,
+        default_value_t = 3,
+        value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=20)
+    )]
+    pub rounds: usize,
     /// Only SQLite.
     #[arg(long)]
     pub skip_postgres: bool,
