@@ -3,7 +3,9 @@
 //! writes the same reports with no gRPC, as the baseline. Prints reports/s, values/s, p50/p99
 //! latency of an acknowledged submit, the server's peak memory, the ratio to the baseline, and
 //! the CPU time per report of the server, of the load generator and of the bare store: on a
-//! shared 2-core machine the rate is bounded by where those cores go.
+//! shared 2-core machine the rate is bounded by where those cores go. It runs in rounds of one
+//! pass of each kind, back to back, and reports the rounds' medians, because this machine's
+//! speed swings within minutes and one slow stretch would otherwise decide the figure.
 
 use super::IngestBenchArgs;
 use crate::domain::period::date;
@@ -365,8 +367,8 @@ async fn over_grpc(
     })
 }
 
-/// The databases of one pass: SQLite files in the run's folder, or PostgreSQL databases
-/// created for it (dropped by the caller).
+/// A new database for one pass: an SQLite file in the run's folder, or a PostgreSQL database
+/// created for it and added to `created`, which the caller drops.
 async fn new_database(
     backend: &str,
     dir: &Path,
@@ -380,14 +382,33 @@ async fn new_database(
             dir.join(format!("{name}.db")).display()
         ));
     }
-    let database = TempPgDatabase::create(&args.postgres_url).await?;
+    let database = TempPgDatabase::create(&args.postgres_url)
+        .await
+        .map_err(|e| {
+            anyhow::anyhow!(
+                "cannot create a benchmark database through {} ({e}); use --skip-postgres for \
+                 SQLite only",
+                store::redact_url(&args.postgres_url)
+            )
+        })?;
     let url = database.url.clone();
     created.push(database);
     Ok(url)
 }
 
-/// One round: the bare store, then the server, each on a new database, back to back, so the
-/// two rates of a round saw the machine in the same state.
+/// Drops a pass's PostgreSQL databases, on every path: a failed drop is only a warning, so it
+/// neither hides the figures measured nor leaves the other databases behind.
+async fn drop_databases(databases: Vec<TempPgDatabase>) {
+    for database in databases {
+        let name = database.name.clone();
+        if let Err(e) = database.drop_now().await {
+            eprintln!("warning: could not drop the benchmark database {name}: {e}");
+        }
+    }
+}
+
+/// One round: the bare store and the server, each on a new database, back to back, so the two
+/// rates of a round saw the machine in the same state.
 struct Round {
     bare: BareFigures,
     grpc: Figures,
@@ -397,6 +418,39 @@ impl Round {
     fn ratio(&self) -> f64 {
         self.grpc.rate() / self.bare.rate
     }
+}
+
+/// Round `round`'s two passes. Odd rounds run the bare store first, even rounds the server
+/// first, so whatever the first pass leaves behind (a checkpoint, autovacuum, a warm cache)
+/// does not always land on the same side.
+async fn measure_round(
+    backend: &str,
+    dir: &Path,
+    units_file: &Path,
+    round: usize,
+    args: &IngestBenchArgs,
+    created: &mut Vec<TempPgDatabase>,
+) -> anyhow::Result<Round> {
+    let bare_url = new_database(backend, dir, &format!("bare-{round}"), args, created).await?;
+    let grpc_url = new_database(backend, dir, &format!("grpc-{round}"), args, created).await?;
+    let log = dir.join(format!("{backend}-server-{round}.log"));
+    let of = args.rounds;
+    let bare_first = round % 2 == 1;
+    let mut bare = None;
+    if bare_first {
+        eprintln!("{backend}: round {round} of {of}: bare store…");
+        bare = Some(bare_store(&bare_url, args).await?);
+    }
+    eprintln!("{backend}: round {round} of {of}: over gRPC…");
+    let grpc = over_grpc(&grpc_url, units_file, args, 4096, &log).await?;
+    let bare = match bare {
+        Some(bare) => bare,
+        None => {
+            eprintln!("{backend}: round {round} of {of}: bare store…");
+            bare_store(&bare_url, args).await?
+        }
+    };
+    Ok(Round { bare, grpc })
 }
 
 fn mib(kib: Option<u64>) -> String {
@@ -427,37 +481,20 @@ pub async fn run(args: IngestBenchArgs) -> anyhow::Result<ExitCode> {
     }
     for backend in backends {
         println!("\n{backend}");
-        let mut databases = Vec::new();
         let mut rounds = Vec::with_capacity(args.rounds);
         for round in 1..=args.rounds {
-            let bare_url = new_database(
+            let mut databases = Vec::new();
+            let measured = measure_round(
                 backend,
                 dir.path(),
-                &format!("bare-{round}"),
-                &args,
-                &mut databases,
-            )
-            .await?;
-            let grpc_url = new_database(
-                backend,
-                dir.path(),
-                &format!("grpc-{round}"),
-                &args,
-                &mut databases,
-            )
-            .await?;
-            eprintln!("{backend}: round {round} of {}: bare store…", args.rounds);
-            let bare = bare_store(&bare_url, &args).await?;
-            eprintln!("{backend}: round {round} of {}: over gRPC…", args.rounds);
-            let grpc = over_grpc(
-                &grpc_url,
                 &units_file,
+                round,
                 &args,
-                4096,
-                &dir.path().join(format!("{backend}-server-{round}.log")),
+                &mut databases,
             )
-            .await?;
-            let done = Round { bare, grpc };
+            .await;
+            drop_databases(databases).await;
+            let done = measured?;
             println!(
                 "  round {round}: bare store {:.0} reports/s, over gRPC {:.0} reports/s, p99 {:.1} ms, ratio {:.2}; {} acknowledged, {} stored",
                 done.bare.rate,
@@ -470,20 +507,16 @@ pub async fn run(args: IngestBenchArgs) -> anyhow::Result<ExitCode> {
             rounds.push(done);
         }
         let limit = (args.units / 4).max(1);
-        eprintln!("{backend}: over gRPC at 4× a concurrency limit of {limit}…");
-        let overload_url =
-            new_database(backend, dir.path(), "overload", &args, &mut databases).await?;
-        let overload = over_grpc(
-            &overload_url,
-            &units_file,
-            &args,
-            limit,
-            &dir.path().join(format!("{backend}-overload-server.log")),
-        )
-        .await?;
-        for database in databases {
-            database.drop_now().await?;
+        eprintln!("{backend}: over gRPC at 4× a concurrency limit of {limit}, one pass…");
+        let mut databases = Vec::new();
+        let overload = async {
+            let url = new_database(backend, dir.path(), "overload", &args, &mut databases).await?;
+            let log = dir.path().join(format!("{backend}-overload-server.log"));
+            over_grpc(&url, &units_file, &args, limit, &log).await
         }
+        .await;
+        drop_databases(databases).await;
+        let overload = overload?;
         let bare_rate = median(&rounds.iter().map(|r| r.bare.rate).collect::<Vec<_>>());
         let grpc_rate = median(&rounds.iter().map(|r| r.grpc.rate()).collect::<Vec<_>>());
         let ratio = median(&rounds.iter().map(Round::ratio).collect::<Vec<_>>());
@@ -496,7 +529,11 @@ pub async fn run(args: IngestBenchArgs) -> anyhow::Result<ExitCode> {
         let acknowledged = latencies.len();
         let stored: i64 = rounds.iter().map(|r| r.grpc.stored).sum();
         let peak_kib = rounds.iter().filter_map(|r| r.grpc.peak_kib).max();
-        println!("  median of {} rounds:", args.rounds);
+        println!(
+            "  over {} rounds: rates and the ratio are the rounds' medians, p50/p99 over every \
+             submit, CPU is the total over the rounds ÷ their reports, memory the highest round's:",
+            args.rounds
+        );
         println!(
             "  bare store (no gRPC)        {:>9.0} reports/s  {:>10.0} values/s  CPU {} per report",
             bare_rate,
@@ -538,7 +575,7 @@ pub async fn run(args: IngestBenchArgs) -> anyhow::Result<ExitCode> {
             ratio
         );
         println!(
-            "  at 4× the limit ({limit} calls) {:>9.0} reports/s  p99 {:.1} ms  {} calls shed with RetryInfo and retried  peak server memory {}",
+            "  at 4× the limit ({limit} calls), one pass {:>9.0} reports/s  p99 {:.1} ms  {} calls shed with RetryInfo and retried  peak server memory {}",
             overload.rate(),
             percentile(&overload.latencies_ms, 0.99),
             overload.shed,
@@ -550,7 +587,7 @@ pub async fn run(args: IngestBenchArgs) -> anyhow::Result<ExitCode> {
 
 #[cfg(test)]
 mod tests {
-    use super::{listening_address, median, percentile};
+    use super::{listening_address, median, percentile, total_cpu};
 
     #[test]
     fn the_median_is_the_middle_round_or_the_mean_of_the_two_middle_ones() {
@@ -559,10 +596,27 @@ mod tests {
         // Four: (5,000 + 6,000) / 2 = 5,500.
         assert_eq!(median(&[6_000.0, 4_000.0, 9_000.0, 5_000.0]), 5_500.0);
         assert_eq!(median(&[]), 0.0);
-        // p99 of 1..=200 ms: index round(199 × 0.99) = round(197.01) = 197, the value 198.
+    }
+
+    #[test]
+    fn percentiles_are_the_nearest_rank_of_the_sorted_latencies() {
         let latencies: Vec<f64> = (1..=200).map(f64::from).collect();
+        // p99: index round(199 × 0.99) = round(197.01) = 197, the value 198.
         assert_eq!(percentile(&latencies, 0.99), 198.0);
+        // p50: index round(199 × 0.5) = round(99.5) = 100, the value 101.
         assert_eq!(percentile(&latencies, 0.50), 101.0);
+        assert_eq!(percentile(&[], 0.99), 0.0);
+    }
+
+    #[test]
+    fn a_cpu_total_needs_every_rounds_reading() {
+        // 0.5 + 1.25 + 0.25 = 2.0 s.
+        assert_eq!(
+            total_cpu([Some(0.5), Some(1.25), Some(0.25)].into_iter()),
+            Some(2.0)
+        );
+        // One round without a reading: no total, rather than one too small.
+        assert_eq!(total_cpu([Some(0.5), None, Some(0.25)].into_iter()), None);
     }
 
     #[test]

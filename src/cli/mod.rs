@@ -301,8 +301,13 @@ pub enum BenchKind {
 
 #[derive(Debug, Args)]
 pub struct IngestBenchArgs {
-    /// Simulated units, each with its own connection.
-    #[arg(long, default_value_t = 64)]
+    /// Simulated units, each with its own connection (at most 4,096: the unlimited pass lets
+    /// 4,096 calls in at once).
+    #[arg(
+        long,
+        default_value_t = 64,
+        value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=4096)
+    )]
     pub units: usize,
     /// Reports per unit (20 values each): 64 × 200 = 12,800 reports, a few seconds of load.
     /// Each is a new month from January 2000, so at most 300 (December 2024): a later month

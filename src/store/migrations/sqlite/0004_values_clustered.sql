@@ -1,8 +1,8 @@
 -- submission_values and current_reports become tables WITHOUT ROWID, each stored in the order
--- of its primary key. As rowid tables every row lived twice, in the table and in the primary
--- key's index, and ingest wrote both B-trees for each of a report's twenty values and for its
--- current_reports row; clustered, it writes one, and reads by key find the row in the key's
--- B-tree itself.
+-- of its primary key. As rowid tables every row's key lived twice, in the table's row and in
+-- the primary key's index, and ingest wrote both B-trees for each of a report's twenty values
+-- and for its current_reports row; clustered, it writes one, and reads by key find the row in
+-- the key's B-tree itself.
 -- The foreign key from submission_values to submissions goes, as it went in PostgreSQL in
 -- 0003: the store writes a report's values only in the transaction that writes its submission
 -- row, and the check cost one look-up in submissions per value.
