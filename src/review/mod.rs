@@ -6,6 +6,7 @@ pub mod compose;
 pub mod gather;
 pub mod render;
 pub mod schedule;
+pub mod tables;
 
 pub use gather::{ReviewError, ReviewRequest};
 
@@ -82,7 +83,7 @@ impl Reviewer {
                 (
                     render::markdown(&doc),
                     render::html(&doc),
-                    compose::csv_tables(&data),
+                    tables::csv_tables(&data),
                     data.node.to_string(),
                     data.generated_at,
                     data.change_counter,
