@@ -6,12 +6,14 @@ mod completeness;
 mod model;
 mod ranking;
 mod rollup;
+mod series;
 mod trend;
 
 pub use completeness::{Completeness, Counts, LateReport, UnitCompleteness, completeness};
 pub use model::{Applied, ChangeBatch, Dictionary, ReadModel, ReportMeta, month_range};
 pub use ranking::{CompositeEntry, IndicatorRanking, RankEntry, RankingTable, ranking};
-pub use rollup::{IndicatorRow, IndicatorTable, Scope, SeriesTable, indicators, series};
+pub use rollup::{IndicatorRow, IndicatorTable, Scope, indicators};
+pub use series::{SeriesTable, series};
 pub use trend::{ExportRow, TrendRow, TrendTable, export, trend};
 
 use crate::domain::PeriodType;
