@@ -1,6 +1,6 @@
 //! Analytics over a real socket: the AnalyticsService answers, its errors, freshness right
 //! after an acknowledgement, the export stream and `tonghop query` as a user runs it.
-//! (The arithmetic of each analytic is tested in depth in `tests/analytics.rs`.)
+//! (The arithmetic of each analytic is tested in depth in `tests/analytics/`.)
 
 mod common;
 
