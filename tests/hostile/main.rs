@@ -9,7 +9,7 @@
 //! dump, same change counter, same bytes in the SQLite file and its WAL). Free text is the exception that proves the rule: quotes, semicolons and
 //! `--` in a narrative are legitimate, so they are accepted and must come back verbatim.
 //!
-//! `validation_e2e.rs` breaks each validation rule once; this suite sends what an attacker or a
+//! `tests/validation_e2e/` breaks each validation rule once; this suite sends what an attacker or a
 //! broken client would send, and checks the answers as a whole.
 
 #[path = "../common/mod.rs"]
