@@ -4,6 +4,7 @@
 
 use super::gather::ReviewData;
 use crate::format::{change, date, number, tr, value};
+use crate::query::Labels;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct DocTable {
@@ -60,17 +61,35 @@ fn pct(v: Option<f64>, en: bool) -> String {
     value(v, "%", en)
 }
 
-pub fn compose(d: &ReviewData) -> Doc {
-    let en = d.request.english;
-    let year = d.request.year;
-    let labels = &d.labels;
-    let unit_name = |code: &str| labels.unit_name(code).to_owned();
-    let ind_name = |code: &str| labels.indicator_name(code, en).to_owned();
-    let uom = |code: &str| {
-        labels
+/// What every section's wording needs: the language, and the names of units and indicators.
+struct Words<'a> {
+    en: bool,
+    labels: &'a Labels,
+}
+
+impl Words<'_> {
+    fn unit(&self, code: &str) -> String {
+        self.labels.unit_name(code).to_owned()
+    }
+
+    fn indicator(&self, code: &str) -> String {
+        self.labels.indicator_name(code, self.en).to_owned()
+    }
+
+    fn unit_of_measure(&self, code: &str) -> String {
+        self.labels
             .indicator(code)
             .map(|l| l.unit_of_measure.clone())
             .unwrap_or_default()
+    }
+}
+
+pub fn compose(d: &ReviewData) -> Doc {
+    let en = d.request.english;
+    let year = d.request.year;
+    let w = Words {
+        en,
+        labels: &d.labels,
     };
     let title = if en {
         format!("Review of the government mass-mobilisation work of {year}")
@@ -110,10 +129,24 @@ pub fn compose(d: &ReviewData) -> Doc {
             d.change_counter
         ),
     ];
+    Doc {
+        title,
+        lang: if en { "en" } else { "vi" },
+        meta,
+        sections: vec![
+            discipline(d, &w),
+            results(d, &w),
+            ranking(d, &w),
+            highlights(d, &w),
+            data_quality(d, &w),
+            appendix(d, &w),
+        ],
+    }
+}
 
-    let mut sections = Vec::new();
-
-    // I. Reporting discipline.
+/// Section I, reporting discipline: who sent what, on time or late, and what is missing.
+fn discipline(d: &ReviewData, w: &Words<'_>) -> Section {
+    let en = w.en;
     let c = &d.completeness;
     let mut blocks = vec![Block::Para(format!(
         "{} {} {} {} {} ({} {}), {} {} {} ({} {}).",
@@ -154,7 +187,7 @@ pub fn compose(d: &ReviewData) -> Doc {
     for u in &c.units {
         let k = &u.counts;
         table.rows.push(vec![
-            unit_name(u.unit.as_str()),
+            w.unit(u.unit.as_str()),
             k.expected.to_string(),
             k.received.to_string(),
             k.on_time.to_string(),
@@ -175,7 +208,7 @@ pub fn compose(d: &ReviewData) -> Doc {
                 .map(|l| {
                     format!(
                         "{} — {} ({} {})",
-                        unit_name(l.unit.as_str()),
+                        w.unit(l.unit.as_str()),
                         l.period,
                         l.days_late,
                         tr(en, "ngày", "day(s) late")
@@ -191,11 +224,11 @@ pub fn compose(d: &ReviewData) -> Doc {
         blocks.push(Block::Bullets(
             c.missing
                 .iter()
-                .map(|(u, p)| format!("{} — {p}", unit_name(u.as_str())))
+                .map(|(u, p)| format!("{} — {p}", w.unit(u.as_str())))
                 .collect(),
         ));
     }
-    sections.push(Section {
+    Section {
         heading: tr(
             en,
             "I. Tình hình thực hiện chế độ báo cáo",
@@ -203,9 +236,13 @@ pub fn compose(d: &ReviewData) -> Doc {
         )
         .into(),
         blocks,
-    });
+    }
+}
 
-    // II. Results against the indicators, with change against the previous year.
+/// Section II, results against the indicators, with the change against the previous year.
+fn results(d: &ReviewData, w: &Words<'_>) -> Section {
+    let en = w.en;
+    let year = d.request.year;
     let mut totals = DocTable {
         caption: tr(en, "Kết quả các chỉ tiêu toàn tỉnh", "Province totals").into(),
         headers: vec![
@@ -221,9 +258,9 @@ pub fn compose(d: &ReviewData) -> Doc {
     };
     for r in d.trend.rows.iter().filter(|r| r.is_total) {
         let code = r.indicator.as_str();
-        let u = uom(code);
+        let u = w.unit_of_measure(code);
         totals.rows.push(vec![
-            ind_name(code),
+            w.indicator(code),
             u.clone(),
             value(r.value, &u, en),
             value(r.year_before, &u, en),
@@ -238,7 +275,7 @@ pub fn compose(d: &ReviewData) -> Doc {
             .filter_map(|code| {
                 let i = series.indicators.iter().position(|c| c.as_str() == *code)?;
                 Some((
-                    ind_name(code),
+                    w.indicator(code),
                     series.values.iter().map(|row| row[i]).collect(),
                 ))
             })
@@ -256,12 +293,15 @@ pub fn compose(d: &ReviewData) -> Doc {
             }));
         }
     }
-    sections.push(Section {
+    Section {
         heading: tr(en, "II. Kết quả thực hiện các chỉ tiêu", "II. Results").into(),
         blocks,
-    });
+    }
+}
 
-    // III. Ranking.
+/// Section III, the ranking of the units.
+fn ranking(d: &ReviewData, w: &Words<'_>) -> Section {
+    let en = w.en;
     let rk = &d.ranking;
     let mut composite = DocTable {
         caption: tr(en, "Xếp hạng tổng hợp các đơn vị", "Composite ranking").into(),
@@ -280,7 +320,7 @@ pub fn compose(d: &ReviewData) -> Doc {
     for e in &rk.composite {
         composite.rows.push(vec![
             e.rank.to_string(),
-            unit_name(e.unit.as_str()),
+            w.unit(e.unit.as_str()),
             number(e.score, 1, en),
             e.previous_rank
                 .map(|r| r.to_string())
@@ -345,23 +385,26 @@ pub fn compose(d: &ReviewData) -> Doc {
         let u = if i.per_capita {
             String::new()
         } else {
-            uom(i.indicator.as_str())
+            w.unit_of_measure(i.indicator.as_str())
         };
         extremes.rows.push(vec![
-            format!("{}{suffix}", ind_name(i.indicator.as_str())),
-            unit_name(top.unit.as_str()),
+            format!("{}{suffix}", w.indicator(i.indicator.as_str())),
+            w.unit(top.unit.as_str()),
             value(top.value.map(|v| (v * 100.0).round() / 100.0), &u, en),
-            unit_name(bottom.unit.as_str()),
+            w.unit(bottom.unit.as_str()),
             value(bottom.value.map(|v| (v * 100.0).round() / 100.0), &u, en),
         ]);
     }
     blocks.push(Block::Table(extremes));
-    sections.push(Section {
+    Section {
         heading: tr(en, "III. Xếp hạng các đơn vị", "III. Ranking of the units").into(),
         blocks,
-    });
+    }
+}
 
-    // IV. Highlights from the units' own words.
+/// Section IV, highlights from the units' own words.
+fn highlights(d: &ReviewData, w: &Words<'_>) -> Section {
+    let en = w.en;
     let section_name = |s: &str| match s {
         "results" => tr(en, "Kết quả", "Results"),
         "shortcomings" => tr(en, "Tồn tại, hạn chế", "Shortcomings"),
@@ -373,7 +416,7 @@ pub fn compose(d: &ReviewData) -> Doc {
         .map(|h| Block::Quote {
             source: format!(
                 "{}, {} {} — {}",
-                unit_name(h.unit.as_str()),
+                w.unit(h.unit.as_str()),
                 tr(en, "báo cáo kỳ", "report"),
                 h.period,
                 section_name(h.section)
@@ -391,7 +434,7 @@ pub fn compose(d: &ReviewData) -> Doc {
             .into(),
         ));
     }
-    sections.push(Section {
+    Section {
         heading: tr(
             en,
             "IV. Kết quả nổi bật, tồn tại và kiến nghị (trích báo cáo các đơn vị)",
@@ -399,9 +442,12 @@ pub fn compose(d: &ReviewData) -> Doc {
         )
         .into(),
         blocks,
-    });
+    }
+}
 
-    // V. Data quality.
+/// Section V, data-quality notes: revisions and warnings at ingest.
+fn data_quality(d: &ReviewData, w: &Words<'_>) -> Section {
+    let en = w.en;
     let q = &d.quality;
     let mut bullets: Vec<String> = q
         .revised
@@ -409,7 +455,7 @@ pub fn compose(d: &ReviewData) -> Doc {
         .map(|(u, p, n)| {
             format!(
                 "{} {p}: {n} {}",
-                unit_name(u.as_str()),
+                w.unit(u.as_str()),
                 tr(en, "lần gửi (đã điều chỉnh)", "revisions")
             )
         })
@@ -417,9 +463,9 @@ pub fn compose(d: &ReviewData) -> Doc {
     bullets.extend(
         q.warnings
             .iter()
-            .map(|(u, p, w)| format!("{} {p}: {w}", unit_name(u.as_str()))),
+            .map(|(u, p, warning)| format!("{} {p}: {warning}", w.unit(u.as_str()))),
     );
-    sections.push(Section {
+    Section {
         heading: tr(
             en,
             "V. Ghi chú về chất lượng số liệu",
@@ -448,9 +494,12 @@ pub fn compose(d: &ReviewData) -> Doc {
                 Block::Bullets(bullets),
             ]
         },
-    });
+    }
+}
 
-    // Appendix: every indicator of every unit.
+/// The appendix: every indicator of every unit.
+fn appendix(d: &ReviewData, w: &Words<'_>) -> Section {
+    let en = w.en;
     let mut appendix = DocTable {
         caption: tr(en, "Số liệu chi tiết theo đơn vị", "Values by unit").into(),
         headers: vec![tr(en, "Chỉ tiêu", "Indicator").into()],
@@ -469,8 +518,8 @@ pub fn compose(d: &ReviewData) -> Doc {
     }
     let cells = d.by_unit.unit_cells();
     for code in &d.by_unit.indicators {
-        let u_of = uom(code.as_str());
-        let mut row = vec![ind_name(code.as_str())];
+        let u_of = w.unit_of_measure(code.as_str());
+        let mut row = vec![w.indicator(code.as_str())];
         for u in &units {
             row.push(value(
                 cells
@@ -482,7 +531,7 @@ pub fn compose(d: &ReviewData) -> Doc {
         }
         appendix.rows.push(row);
     }
-    sections.push(Section {
+    Section {
         heading: tr(
             en,
             "Phụ lục: Số liệu chi tiết theo đơn vị",
@@ -490,12 +539,5 @@ pub fn compose(d: &ReviewData) -> Doc {
         )
         .into(),
         blocks: vec![Block::Table(appendix)],
-    });
-
-    Doc {
-        title,
-        lang: if en { "en" } else { "vi" },
-        meta,
-        sections,
     }
 }
