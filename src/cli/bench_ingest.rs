@@ -382,28 +382,16 @@ async fn new_database(
             dir.join(format!("{name}.db")).display()
         ));
     }
-    let database = TempPgDatabase::create(&args.postgres_url)
-        .await
-        .map_err(|e| {
-            anyhow::anyhow!(
-                "cannot create a benchmark database through {} ({e}); use --skip-postgres for \
-                 SQLite only",
-                store::redact_url(&args.postgres_url)
-            )
-        })?;
+    let database = super::bench::create_database(&args.postgres_url).await?;
     let url = database.url.clone();
     created.push(database);
     Ok(url)
 }
 
-/// Drops a pass's PostgreSQL databases, on every path: a failed drop is only a warning, so it
-/// neither hides the figures measured nor leaves the other databases behind.
+/// Drops a pass's PostgreSQL databases, on every path (a failed drop is only a warning).
 async fn drop_databases(databases: Vec<TempPgDatabase>) {
     for database in databases {
-        let name = database.name.clone();
-        if let Err(e) = database.drop_now().await {
-            eprintln!("warning: could not drop the benchmark database {name}: {e}");
-        }
+        super::bench::drop_database(database).await;
     }
 }
 
@@ -435,20 +423,20 @@ async fn measure_round(
     let grpc_url = new_database(backend, dir, &format!("grpc-{round}"), args, created).await?;
     let log = dir.join(format!("{backend}-server-{round}.log"));
     let of = args.rounds;
-    let bare_first = round % 2 == 1;
-    let mut bare = None;
-    if bare_first {
+    let bare_pass = || async {
         eprintln!("{backend}: round {round} of {of}: bare store…");
-        bare = Some(bare_store(&bare_url, args).await?);
-    }
-    eprintln!("{backend}: round {round} of {of}: over gRPC…");
-    let grpc = over_grpc(&grpc_url, units_file, args, 4096, &log).await?;
-    let bare = match bare {
-        Some(bare) => bare,
-        None => {
-            eprintln!("{backend}: round {round} of {of}: bare store…");
-            bare_store(&bare_url, args).await?
-        }
+        bare_store(&bare_url, args).await
+    };
+    let grpc_pass = || async {
+        eprintln!("{backend}: round {round} of {of}: over gRPC…");
+        over_grpc(&grpc_url, units_file, args, 4096, &log).await
+    };
+    let (bare, grpc) = if round % 2 == 1 {
+        let bare = bare_pass().await?;
+        (bare, grpc_pass().await?)
+    } else {
+        let grpc = grpc_pass().await?;
+        (bare_pass().await?, grpc)
     };
     Ok(Round { bare, grpc })
 }

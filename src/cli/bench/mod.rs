@@ -346,25 +346,35 @@ async fn run_backend(
             .await
         }
         Backend::Postgres => {
-            let db = TempPgDatabase::create(&args.postgres_url)
-                .await
-                .with_context(|| {
-                    format!(
-                        "cannot create a database through {} (use --skip-postgres to run \
-                         without PostgreSQL)",
-                        store::redact_url(&args.postgres_url)
-                    )
-                })?;
+            let db = create_database(&args.postgres_url).await?;
             let url = db.url.clone();
-            let name = db.name.clone();
             let result = measure(scenario, backend, &url, args).await;
             // Dropped on every path, errors included: a 2 GB database left behind by a failed
             // run would be a nasty surprise.
-            if let Err(e) = db.drop_now().await {
-                eprintln!("warning: could not drop the benchmark database {name}: {e}");
-            }
+            drop_database(db).await;
             result
         }
+    }
+}
+
+/// A PostgreSQL database of the benchmark's own, created through the maintenance database at
+/// `admin_url`; the error says how to run without PostgreSQL.
+pub(super) async fn create_database(admin_url: &str) -> anyhow::Result<TempPgDatabase> {
+    TempPgDatabase::create(admin_url).await.with_context(|| {
+        format!(
+            "cannot create a database through {} (use --skip-postgres to run without \
+             PostgreSQL)",
+            store::redact_url(admin_url)
+        )
+    })
+}
+
+/// Drops a benchmark's database. A failure is only a warning: it must neither hide the
+/// figures measured nor stop the other databases of the run from being dropped.
+pub(super) async fn drop_database(db: TempPgDatabase) {
+    let name = db.name.clone();
+    if let Err(e) = db.drop_now().await {
+        eprintln!("warning: could not drop the benchmark database {name}: {e}");
     }
 }
 
