@@ -11,11 +11,10 @@ use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use tonic::body::Body;
+use tower::BoxError;
 
-type BoxError = Box<dyn std::error::Error + Send + Sync>;
-
-/// Wraps a gRPC transport (a `Channel`, or one HTTP/2 connection) for unary calls only: a
-/// streaming request would be held back until its last message.
+/// Wraps a gRPC transport (the client's `Channel`) for unary calls only: a streaming request
+/// would be held back until its last message.
 #[derive(Debug, Clone)]
 pub struct OneFrame<S> {
     inner: S,
