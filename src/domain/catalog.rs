@@ -2,10 +2,11 @@
 //! validated, aggregated and ranked. It is data (TOML), not code, so a province can change its
 //! reporting regime without a new release; the *dân vận chính quyền* catalog ships embedded.
 
+use super::CodeMap;
 use super::codes::{DataSetCode, IndicatorCode};
 use super::period::{Calendar, PeriodType};
 use serde::Deserialize;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 
 /// A report more than a year late is not "late", it is a catalog typo.
 pub const MAX_GRACE_DAYS: u32 = 366;
@@ -187,7 +188,7 @@ pub struct Catalog {
     indicators: Vec<Indicator>,
     rules: Vec<ConsistencyRule>,
     derived: Vec<DerivedIndicator>,
-    indicator_index: HashMap<IndicatorCode, usize>,
+    indicator_index: CodeMap<IndicatorCode, usize>,
 }
 
 impl Catalog {
@@ -202,7 +203,7 @@ impl Catalog {
 
     fn check(file: CatalogFile) -> Result<Self, CatalogError> {
         let bad = |msg: String| Err(CatalogError::Inconsistent(msg));
-        let mut indicator_index = HashMap::new();
+        let mut indicator_index = CodeMap::default();
         for (i, ind) in file.indicators.iter().enumerate() {
             if indicator_index.insert(ind.code.clone(), i).is_some() {
                 return bad(format!("indicator {} is defined twice", ind.code));

@@ -2,9 +2,10 @@
 //! from a file, never hard-coded, because the 2025 reform lets communes report straight to the
 //! province and provinces report on to the national level.
 
+use super::CodeMap;
 use super::codes::UnitCode;
 use serde::Deserialize;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::path::Path;
 
 /// The fictional province shipped in `examples/`, embedded so `tonghop demo` and a first
@@ -48,8 +49,8 @@ pub enum UnitsError {
 #[derive(Debug, Clone)]
 pub struct UnitTree {
     units: Vec<ReportingUnit>,
-    index: HashMap<UnitCode, usize>,
-    children: HashMap<UnitCode, Vec<usize>>,
+    index: CodeMap<UnitCode, usize>,
+    children: CodeMap<UnitCode, Vec<usize>>,
     root: usize,
 }
 
@@ -114,7 +115,7 @@ impl UnitTree {
 
     pub fn build(units: Vec<ReportingUnit>) -> Result<Self, UnitsError> {
         let bad = |msg: String| Err(UnitsError::Inconsistent(msg));
-        let mut index = HashMap::new();
+        let mut index = CodeMap::default();
         for (i, unit) in units.iter().enumerate() {
             if unit.name.trim().is_empty() {
                 return bad(format!("unit {} has an empty name", unit.code));
@@ -126,7 +127,7 @@ impl UnitTree {
                 return bad(format!("unit {} is listed twice", unit.code));
             }
         }
-        let mut children: HashMap<UnitCode, Vec<usize>> = HashMap::new();
+        let mut children: CodeMap<UnitCode, Vec<usize>> = CodeMap::default();
         let mut roots = Vec::new();
         for (i, unit) in units.iter().enumerate() {
             match &unit.parent {

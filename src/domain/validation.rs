@@ -2,13 +2,14 @@
 //! problem is collected (a district clerk fixing a report wants the whole list, not one error
 //! per round trip), each naming the field, the value received and the rule broken.
 
+use super::CodeMap;
 use super::catalog::{Catalog, Comparison, ValueType};
 use super::codes::{DataSetCode, IndicatorCode, SubmissionId, UnitCode};
 use super::period::{self, DateWindow, PeriodId};
 use super::report::{DataValue, Narrative, Report, ReportDraft};
 use super::units::UnitTree;
 use chrono::{DateTime, NaiveDate, Utc};
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 
 /// One broken rule. `rule` is a stable name clients may match on; `description` is for people.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -249,8 +250,9 @@ pub fn validate(
         &draft.values[..]
     };
 
-    // Index of the first occurrence of each indicator, for consistency rules and duplicates.
-    let mut seen: HashMap<IndicatorCode, usize> = HashMap::new();
+    // Index of the first occurrence of each indicator, for consistency rules and duplicates,
+    // keyed by the code as sent (a code that parses is exactly that text), so no key is copied.
+    let mut seen: CodeMap<&str, usize> = CodeMap::default();
     let mut values = Vec::with_capacity(draft.values.len());
     for (i, raw) in checked_values.iter().enumerate() {
         // Field names are spelled out only for a problem: a valid report of 20 values would
@@ -268,7 +270,7 @@ pub fn validate(
                 continue;
             }
         };
-        if let Some(first) = seen.get(&code) {
+        if let Some(first) = seen.get(raw.indicator.as_str()) {
             out.push(Violation::new(
                 format!("{}.indicator", field()),
                 &raw.indicator,
@@ -277,7 +279,7 @@ pub fn validate(
             ));
             continue;
         }
-        seen.insert(code.clone(), i);
+        seen.insert(raw.indicator.as_str(), i);
         let indicator = catalog.indicator(&code);
         let in_data_set = data_set.is_none_or(|ds| ds.indicator(&code).is_some());
         let Some(indicator) = indicator.filter(|_| in_data_set) else {
@@ -345,7 +347,7 @@ pub fn validate(
         let missing: Vec<&str> = ds
             .indicators
             .iter()
-            .filter(|i| i.required && !seen.contains_key(&i.indicator))
+            .filter(|i| i.required && !seen.contains_key(i.indicator.as_str()))
             .map(|i| i.indicator.as_str())
             .collect();
         for code in missing {
@@ -361,7 +363,7 @@ pub fn validate(
     // Consistency rules compare values that are themselves valid; a rule touching an invalid
     // or absent value is skipped (the value's own violation says what is wrong with it).
     {
-        let by_code: HashMap<&str, f64> = values
+        let by_code: CodeMap<&str, f64> = values
             .iter()
             .map(|v| (v.indicator.as_str(), v.value))
             .collect();
@@ -378,7 +380,7 @@ pub fn validate(
             };
             if !holds {
                 let first = &rule.left[0];
-                let index = seen.get(first).copied().unwrap_or(0);
+                let index = seen.get(first.as_str()).copied().unwrap_or(0);
                 let names = |side: &[IndicatorCode]| {
                     side.iter()
                         .map(|c| c.as_str())
