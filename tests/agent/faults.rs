@@ -5,9 +5,7 @@ use super::*;
 #[tokio::test(flavor = "multi_thread")]
 async fn aggregator_down_at_start_then_up_everything_delivered_once() {
     common::init_test_log();
-    let dir = tempfile::tempdir().expect("tempdir");
-    let folder = dir.path().join("drop");
-    std::fs::create_dir(&folder).expect("mkdir");
+    let (dir, folder) = workspace();
     let periods = months("201901", 12);
     for p in &periods {
         write_csv(&folder, p, &[]);
@@ -65,9 +63,7 @@ async fn aggregator_down_at_start_then_up_everything_delivered_once() {
 #[tokio::test(flavor = "multi_thread")]
 async fn aggregator_sigkilled_and_restarted_mid_run_of_200_reports() {
     common::init_test_log();
-    let dir = tempfile::tempdir().expect("tempdir");
-    let folder = dir.path().join("drop");
-    std::fs::create_dir(&folder).expect("mkdir");
+    let (dir, folder) = workspace();
     // January 2003 to August 2019: 200 monthly reports.
     let periods = months("200301", 200);
     assert_eq!(periods.last().map(String::as_str), Some("201908"));
@@ -127,9 +123,7 @@ async fn aggregator_sigkilled_and_restarted_mid_run_of_200_reports() {
 #[tokio::test(flavor = "multi_thread")]
 async fn agent_sigkilled_mid_send_and_restarted_loses_and_duplicates_nothing() {
     common::init_test_log();
-    let dir = tempfile::tempdir().expect("tempdir");
-    let folder = dir.path().join("drop");
-    std::fs::create_dir(&folder).expect("mkdir");
+    let (dir, folder) = workspace();
     let periods = months("200301", 200);
     for p in &periods {
         write_csv(&folder, p, &[]);
@@ -139,23 +133,8 @@ async fn agent_sigkilled_mid_send_and_restarted_loses_and_duplicates_nothing() {
     let config = settings_file(dir.path(), &aggregator.endpoint(), &folder, "200301");
     let outbox = dir.path().join("outbox.db");
 
-    let agent = Command::new(BIN)
-        .args(["agent", "run", "--config"])
-        .arg(&config)
-        .env("NO_COLOR", "1")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start tonghop agent run");
-    // The outbox file appears when the agent starts; wait for sending to be under way.
-    let started = Instant::now();
-    while !outbox.exists() {
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "agent never started"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let agent = start_agent_process(&config, &outbox).await;
+    // Wait for sending to be under way.
     wait_for(&outbox, Duration::from_secs(30), "30 sent", |c| c[1] >= 30).await;
     sigkill(agent);
     let at_kill = counts(&outbox).await;
@@ -189,29 +168,13 @@ async fn agent_sigkilled_mid_send_and_restarted_loses_and_duplicates_nothing() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn sigterm_stops_a_running_agent_cleanly_with_reports_kept() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let folder = dir.path().join("drop");
-    std::fs::create_dir(&folder).expect("mkdir");
+    let (dir, folder) = workspace();
     write_csv(&folder, "201909", &[]);
     // Nobody listens: the report waits in the outbox, retried with backoff.
     let endpoint = format!("http://127.0.0.1:{}", free_port());
     let config = settings_file(dir.path(), &endpoint, &folder, "201909");
     let outbox = dir.path().join("outbox.db");
-    let mut agent = Command::new(BIN)
-        .args(["agent", "run", "--config"])
-        .arg(&config)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start tonghop agent run");
-    let started = Instant::now();
-    while !outbox.exists() {
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "agent never started"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let mut agent = start_agent_process(&config, &outbox).await;
     wait_for(&outbox, Duration::from_secs(20), "1 queued", |c| c[0] == 1).await;
     let pid = agent.id().to_string();
     assert!(

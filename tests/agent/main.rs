@@ -164,6 +164,36 @@ fn folder_report(folder: &Path, first_period: &str) -> ReportLayer {
     }
 }
 
+/// A temporary directory holding the agent's drop folder, `drop/`, still empty.
+fn workspace() -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let folder = dir.path().join("drop");
+    std::fs::create_dir(&folder).expect("mkdir");
+    (dir, folder)
+}
+
+/// `tonghop agent run --config config` as its own process, returned once it has started: its
+/// outbox file, `outbox`, appears then.
+async fn start_agent_process(config: &Path, outbox: &Path) -> Child {
+    let agent = Command::new(BIN)
+        .args(["agent", "run", "--config"])
+        .arg(config)
+        .env("NO_COLOR", "1")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start tonghop agent run");
+    let started = Instant::now();
+    while !outbox.exists() {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "agent never started"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    agent
+}
+
 /// Quick retries and passes, so a test waits milliseconds where production waits seconds.
 fn settings(dir: &Path, endpoint: &str, report: ReportLayer) -> AgentSettings {
     AgentSettings::from_layer(AgentLayer {

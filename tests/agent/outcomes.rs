@@ -6,9 +6,7 @@ use super::*;
 #[tokio::test(flavor = "multi_thread")]
 async fn rejected_report_keeps_its_reasons_and_blocks_nothing() {
     let app = spawn_app(Backend::Sqlite).await;
-    let dir = tempfile::tempdir().expect("tempdir");
-    let folder = dir.path().join("drop");
-    std::fs::create_dir(&folder).expect("mkdir");
+    let (dir, folder) = workspace();
     write_csv(&folder, "201907", &[]);
     // More dossiers resolved on time than resolved: the aggregator refuses it.
     write_csv(&folder, "201908", &[("hs_dung_han", 9999.0)]);
@@ -111,9 +109,7 @@ async fn rejected_report_keeps_its_reasons_and_blocks_nothing() {
 #[tokio::test(flavor = "multi_thread")]
 async fn changed_source_after_delivery_is_one_new_revision() {
     let app = spawn_app(Backend::Sqlite).await;
-    let dir = tempfile::tempdir().expect("tempdir");
-    let folder = dir.path().join("drop");
-    std::fs::create_dir(&folder).expect("mkdir");
+    let (dir, folder) = workspace();
     write_csv(&folder, "201909", &[]);
     let s = settings(dir.path(), &app.endpoint, folder_report(&folder, "201909"));
     let mut agent = Agent::new(s).await.expect("agent");
@@ -161,9 +157,7 @@ async fn changed_source_after_delivery_is_one_new_revision() {
 
 #[test]
 fn once_without_an_aggregator_keeps_reports_queued_and_says_retry_later() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let folder = dir.path().join("drop");
-    std::fs::create_dir(&folder).expect("mkdir");
+    let (dir, folder) = workspace();
     write_csv(&folder, "201909", &[]);
     let endpoint = format!("http://127.0.0.1:{}", free_port());
     let config = settings_file(dir.path(), &endpoint, &folder, "201909");
