@@ -3,6 +3,7 @@
 //! processes). All SQL of tonghop lives under this module.
 
 pub mod bench;
+mod checkpoint;
 mod group_commit;
 mod group_write;
 mod postgres;

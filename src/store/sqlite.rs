@@ -7,8 +7,11 @@
 //! `group_commit.rs`). The wait for the disk then overlaps the writing instead of following it.
 //! The committer runs on threads and a runtime of its own, so that the writer, ingest's one
 //! serial step, does not queue behind the server's calls for a worker; it writes each group
-//! straight through the connection's handle in its own thread (`group_write/sqlite.rs`).
+//! straight through the connection's handle in its own thread (`group_write/sqlite.rs`). A
+//! connection of its own copies the WAL into the database file beside the writer
+//! (`checkpoint.rs`), which SQLite would otherwise do inside the writer's commits.
 
+use super::checkpoint::{Checkpointer, WRITER_CHECKPOINT_PAGES};
 use super::group_commit::{GroupCommitter, GroupWriter};
 use super::group_write::{commit_group_sqlite, on_handle};
 use super::queries::sql_store;
@@ -20,13 +23,17 @@ use std::path::PathBuf;
 use std::str::FromStr;
 use std::sync::Arc;
 #[cfg(test)]
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicBool, Ordering};
+use tokio::sync::Notify;
 use tracing::warn;
 
 pub struct SqliteStore {
     writer: SqlitePool,
     reader: SqlitePool,
     committer: GroupCommitter,
+    /// Copies the WAL into the database file beside the writer; `None` without a WAL file.
+    checkpointer: Option<Checkpointer>,
     /// The WAL the committer flushes, for tests to check that it does.
     #[cfg(test)]
     wal: Option<Arc<WalFile>>,
@@ -60,13 +67,24 @@ impl SqliteStore {
         // report's values does) stay in memory: past 64 KiB SQLite spills them to a new
         // temporary file, which cost the bare store about a fifth of its rate when the group
         // write still used multi-row INSERTs. A journal holds at most the pages one statement
-        // touches.
+        // touches. Its own checkpoints wait for a longer WAL than SQLite's default: the
+        // checkpointer copies the WAL beside it (`checkpoint.rs`).
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
             .acquire_timeout(options.acquire_timeout)
-            .connect_with(connect.clone().pragma("temp_store", "memory"))
+            .connect_with(
+                connect
+                    .clone()
+                    .pragma("temp_store", "memory")
+                    .pragma("wal_autocheckpoint", WRITER_CHECKPOINT_PAGES.to_string()),
+            )
             .await?;
         let wal = WalFile::of(&writer, &connect).await?.map(Arc::new);
+        let checkpointer = if wal.is_some() {
+            Some(Checkpointer::start(&connect).await?)
+        } else {
+            None
+        };
         let reader = SqlitePoolOptions::new()
             .max_connections(options.max_connections.max(1))
             .acquire_timeout(options.acquire_timeout)
@@ -75,11 +93,14 @@ impl SqliteStore {
         let committer = GroupCommitter::start_on_own_thread(SqliteGroupWriter {
             writer: writer.clone(),
             wal: wal.clone(),
+            checkpoint_due: checkpointer.as_ref().map(Checkpointer::due),
+            stored_since_flush: AtomicBool::new(false),
         })?;
         Ok(SqliteStore {
             writer,
             reader,
             committer,
+            checkpointer,
             #[cfg(test)]
             wal,
         })
@@ -91,6 +112,9 @@ impl SqliteStore {
 
     async fn finish_writes(&self) {
         self.committer.finish().await;
+        if let Some(checkpointer) = &self.checkpointer {
+            checkpointer.stop().await;
+        }
     }
 }
 
@@ -105,6 +129,13 @@ struct SqliteGroupWriter {
     /// `None` when the store is not a WAL file this process can flush (an in-memory database):
     /// then every commit keeps SQLite's own flush.
     wal: Option<Arc<WalFile>>,
+    /// Told after a flush that covers a new revision that there is WAL to copy into the
+    /// database file.
+    checkpoint_due: Option<Arc<Notify>>,
+    /// Whether a group committed since the last flush stored anything: a group of duplicates
+    /// and conflicts writes no WAL, and waking the checkpointer for it would only rewrite the
+    /// database file with pages it already had a moment later.
+    stored_since_flush: AtomicBool,
 }
 
 #[async_trait::async_trait]
@@ -116,6 +147,11 @@ impl GroupWriter for SqliteGroupWriter {
             commit_group_sqlite(db, group, self.wal.is_some())
         })
         .await?;
+        if let Ok(recorded) = &committed.recorded
+            && recorded.iter().any(|r| matches!(r, Recorded::Stored(_)))
+        {
+            self.stored_since_flush.store(true, Ordering::Release);
+        }
         if !committed.reusable {
             // Reviews and single reports count on this connection's own flush, and on it being
             // outside a transaction: one that might not be is closed, not given back.
@@ -136,10 +172,18 @@ impl GroupWriter for SqliteGroupWriter {
         let Some(wal) = &self.wal else {
             return Ok(());
         };
+        let stored = self.stored_since_flush.swap(false, Ordering::AcqRel);
         let wal = wal.clone();
         tokio::task::spawn_blocking(move || wal.flush())
             .await
-            .map_err(|e| StoreError::Internal(format!("the WAL flush did not finish: {e}")))?
+            .map_err(|e| StoreError::Internal(format!("the WAL flush did not finish: {e}")))??;
+        // Taken before the flush: a group stored meanwhile sets it again, for the next flush.
+        if let Some(due) = &self.checkpoint_due
+            && stored
+        {
+            due.notify_one();
+        }
+        Ok(())
     }
 
     async fn settle(&self) {
@@ -310,6 +354,43 @@ mod tests {
             .await
             .expect("pragma");
         assert_eq!(level, 2);
+        store.close().await;
+    }
+
+    #[tokio::test]
+    async fn the_wal_is_copied_into_the_database_beside_the_writer() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let url = format!("sqlite://{}", dir.path().join("store.db").display());
+        let store = SqliteStore::open(&url, &StoreOptions::default())
+            .await
+            .expect("open");
+        // The writer itself waits for 4,000 WAL pages before it checkpoints, not SQLite's 1,000.
+        let threshold: i64 = sqlx::query_scalar("PRAGMA wal_autocheckpoint")
+            .fetch_one(&store.writer)
+            .await
+            .expect("pragma");
+        assert_eq!(threshold, i64::from(WRITER_CHECKPOINT_PAGES));
+
+        let recorded = store
+            .record(new_revision("sub-1", "D01", "h"))
+            .await
+            .expect("recorded");
+        assert!(matches!(recorded, Recorded::Stored(_)), "{recorded:?}");
+        // One report's few WAL pages are far below the writer's threshold: only the
+        // checkpointer, told by the flush, copies them, and nothing else writes meanwhile, so
+        // it copies them all.
+        let checkpointer = store.checkpointer.as_ref().expect("a checkpointer");
+        let mut last = None;
+        for _ in 0..500 {
+            last = *checkpointer.last.lock().expect("lock");
+            if last.is_some() {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        let (wal_pages, copied) = last.expect("a checkpoint within 5 s of the flush");
+        assert!(wal_pages > 0, "the report's pages were in the WAL");
+        assert_eq!(copied, wal_pages, "every WAL page copied");
         store.close().await;
     }
 

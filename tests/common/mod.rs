@@ -82,10 +82,31 @@ impl TestDb {
         }
     }
 
-    /// SHA-256 of the SQLite database file and its WAL, if any.
+    /// SHA-256 of the SQLite database file and its WAL, if any, once every committed page is
+    /// in the database file. The store copies its WAL into the file beside the writer, a moment
+    /// after each flush, which changes the file's bytes but not what it holds: copied here
+    /// first (and the WAL emptied), two digests differ only if a commit came between them.
     pub fn sqlite_file_digest(&self) -> Option<String> {
         use sha2::{Digest, Sha256};
         let path = self.sqlite_path.as_ref()?;
+        let db = rusqlite::Connection::open(path).expect("open the SQLite file");
+        db.busy_timeout(std::time::Duration::from_secs(10))
+            .expect("busy timeout");
+        // The store's own checkpoint may be running, and a second one is refused at once
+        // rather than made to wait: try again until this one completes.
+        let mut tries = 0;
+        loop {
+            let busy: i64 = db
+                .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |row| row.get(0))
+                .expect("checkpoint");
+            if busy == 0 {
+                break;
+            }
+            tries += 1;
+            assert!(tries < 1_000, "the WAL could not be checkpointed for 10 s");
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        drop(db);
         let mut hasher = Sha256::new();
         for suffix in ["", "-wal"] {
             let file = std::path::PathBuf::from(format!("{}{suffix}", path.display()));
