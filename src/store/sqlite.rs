@@ -364,7 +364,7 @@ mod tests {
         let store = SqliteStore::open(&url, &StoreOptions::default())
             .await
             .expect("open");
-        // The writer itself waits for 4,000 WAL pages before it checkpoints, not SQLite's 1,000.
+        // The writer itself waits for 8,000 WAL pages before it checkpoints, not SQLite's 1,000.
         let threshold: i64 = sqlx::query_scalar("PRAGMA wal_autocheckpoint")
             .fetch_one(&store.writer)
             .await
