@@ -81,6 +81,8 @@ pub(super) struct GroupCommitter {
     commands: mpsc::Sender<Command>,
     /// Turns true (or closes) when the writing task has stopped, every report answered.
     stopped: watch::Receiver<bool>,
+    /// Set once a flush fails (or the flushing task is gone): from then on nothing is written.
+    flush_failure: Arc<OnceLock<StoreError>>,
 }
 
 impl GroupCommitter {
@@ -88,11 +90,17 @@ impl GroupCommitter {
     pub(super) fn start(writer: impl GroupWriter) -> Self {
         let (commands, queue) = mpsc::channel(QUEUE_DEPTH);
         let (stop, stopped) = watch::channel(false);
+        let flush_failure = Arc::new(OnceLock::new());
+        let failure = flush_failure.clone();
         tokio::spawn(async move {
-            write_groups(Arc::new(writer), queue).await;
+            write_groups(Arc::new(writer), queue, failure).await;
             let _ = stop.send(true);
         });
-        GroupCommitter { commands, stopped }
+        GroupCommitter {
+            commands,
+            stopped,
+            flush_failure,
+        }
     }
 
     /// Starts the writing and the answering tasks on threads and a runtime of their own, for a
@@ -104,6 +112,8 @@ impl GroupCommitter {
     pub(super) fn start_on_own_thread(writer: impl GroupWriter) -> Result<Self, StoreError> {
         let (commands, queue) = mpsc::channel(QUEUE_DEPTH);
         let (stop, stopped) = watch::channel(false);
+        let flush_failure = Arc::new(OnceLock::new());
+        let failure = flush_failure.clone();
         let start_failed = |e: std::io::Error| {
             StoreError::Internal(format!("cannot start the store's writing thread: {e}"))
         };
@@ -133,7 +143,7 @@ impl GroupCommitter {
                 let writer = Arc::new(writer);
                 // Ends when every handle is dropped or finished, after answering all it took.
                 runtime.block_on(async {
-                    write_groups(writer.clone(), queue).await;
+                    write_groups(writer.clone(), queue, failure).await;
                     writer.settle().await;
                 });
                 drop(runtime);
@@ -143,7 +153,11 @@ impl GroupCommitter {
             .map_err(start_failed)?;
         // A wait of a runtime's construction, once, when the store opens.
         match start.recv() {
-            Ok(Ok(())) => Ok(GroupCommitter { commands, stopped }),
+            Ok(Ok(())) => Ok(GroupCommitter {
+                commands,
+                stopped,
+                flush_failure,
+            }),
             Ok(Err(e)) => Err(start_failed(e)),
             Err(_) => Err(StoreError::Internal(
                 "the store's writing thread ended as it started".into(),
@@ -163,6 +177,14 @@ impl GroupCommitter {
         // A dropped reply means the store stopped before answering: the report may or may not
         // be stored, so the caller must resend it (its submission id makes a resend safe).
         answer.await.map_err(|_| unconfirmed())?
+    }
+
+    /// The error every write is refused with once a flush has failed, if one has: a write
+    /// outside the group committer (a review) must not be stored either, since after a failed
+    /// flush the kernel may report pages clean that never reached the disk, and a later flush
+    /// of the same file can then succeed without them.
+    pub(super) fn refusal(&self) -> Option<StoreError> {
+        self.flush_failure.get().cloned()
     }
 
     /// Waits until everything queued so far is committed, flushed and answered, and stops the
@@ -190,10 +212,12 @@ fn unconfirmed() -> StoreError {
 
 /// The writing task. Answers go to the flushing task, which has answered everything and ended
 /// before this returns; the caller then reports the writer stopped.
-async fn write_groups<W: GroupWriter>(writer: Arc<W>, mut queue: mpsc::Receiver<Command>) {
+async fn write_groups<W: GroupWriter>(
+    writer: Arc<W>,
+    mut queue: mpsc::Receiver<Command>,
+    flush_failure: Arc<OnceLock<StoreError>>,
+) {
     let (committed, to_flush) = mpsc::channel(UNFLUSHED_GROUPS);
-    // Set once a flush fails (or the flushing task is gone); from then on no report is written.
-    let flush_failure = Arc::new(OnceLock::new());
     let flusher = tokio::spawn(flush_and_answer(
         writer.clone(),
         to_flush,
@@ -506,7 +530,9 @@ mod tests {
         // The OS error is for the server's log, not for a client.
         assert!(!message.contains("EIO"), "{message}");
         let refused = within(committer.record(new_revision("sub-2", "D02", "h"))).await;
-        assert_eq!(refused, Err(StoreError::Unavailable(message)));
+        assert_eq!(refused, Err(StoreError::Unavailable(message.clone())));
+        // What a review's write is refused with too.
+        assert_eq!(committer.refusal(), Some(StoreError::Unavailable(message)));
         within(committer.finish()).await;
         let commits = events
             .lock()

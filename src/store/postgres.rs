@@ -65,4 +65,4 @@ sql_store!(
     reader = pool,
     name = "postgres"
 );
-super::reviews::review_store!(PgStore, writer = pool, reader = pool);
+super::reviews::review_store!(PgStore, writer = pool, reader = pool, committer = committer);

@@ -86,9 +86,10 @@ pub(super) fn parse_tables(json: &str) -> Result<BTreeMap<String, String>, Store
     serde_json::from_str(json).map_err(|e| StoreError::Corrupt(format!("review tables: {e}")))
 }
 
-/// Expands to `impl ReviewStore for $store` over its `$pool` field.
+/// Expands to `impl ReviewStore for $store` over its `$writer` and `$reader` pools; a review is
+/// refused, like a report, once `$committer` refuses writes after a failed flush.
 macro_rules! review_store {
-    ($store:ty, writer = $writer:ident, reader = $reader:ident) => {
+    ($store:ty, writer = $writer:ident, reader = $reader:ident, committer = $committer:ident) => {
         #[async_trait::async_trait]
         impl $crate::store::reviews::ReviewStore for $store {
             async fn save_review(
@@ -96,6 +97,10 @@ macro_rules! review_store {
                 r: &$crate::store::reviews::NewReview,
             ) -> Result<$crate::store::reviews::ReviewMeta, $crate::store::StoreError> {
                 use $crate::store::reviews as q;
+                // After a failed flush nothing more is written, a review no more than a report.
+                if let Some(refusal) = self.$committer.refusal() {
+                    return Err(refusal);
+                }
                 let tables = serde_json::to_string(&r.tables)
                     .map_err(|e| $crate::store::StoreError::Internal(e.to_string()))?;
                 let generated_at = $crate::store::queries::to_micros(r.generated_at);

@@ -274,7 +274,12 @@ sql_store!(
     reader = reader,
     name = "sqlite"
 );
-super::reviews::review_store!(SqliteStore, writer = writer, reader = reader);
+super::reviews::review_store!(
+    SqliteStore,
+    writer = writer,
+    reader = reader,
+    committer = committer
+);
 
 #[cfg(test)]
 mod tests {
