@@ -2,7 +2,8 @@
 //! past 1,000 WAL pages copies them into the database file and flushes it inside its COMMIT:
 //! on the group writer, ingest's one serial step, that copy took about a tenth of its CPU and
 //! made the group that ran it a latency spike. Here a connection of its own copies the WAL
-//! shortly after each flush, on its own thread, while the writer goes on writing; the
+//! shortly after each group that stored a revision, on its own thread, while the writer goes
+//! on writing; the
 //! writer's own checkpoint stays, at a higher threshold, as the bound on the WAL's length
 //! when the checkpoints beside it cannot catch up (a passive checkpoint never waits for the
 //! writer, so under steady load it copies most of the WAL but rarely all of it, and SQLite
@@ -25,12 +26,11 @@ use tracing::{debug, warn};
 pub(super) const WRITER_CHECKPOINT_PAGES: u32 = 8_000;
 
 /// The shortest time between two checkpoints beside the writer. Each one flushes the database
-/// file, a second flush competing with the WAL's for the disk; several flushes of the WAL
-/// between two checkpoints share one.
+/// file, a second flush competing with the WAL's for the disk; many groups share one.
 const PAUSE: Duration = Duration::from_millis(100);
 
-/// Checkpoints the database's WAL beside the writer whenever `due` says there is new flushed
-/// WAL to copy, at most once per `PAUSE`.
+/// Checkpoints the database's WAL beside the writer whenever `due` says there is new WAL to
+/// copy, at most once per `PAUSE`.
 pub(super) struct Checkpointer {
     due: Arc<Notify>,
     /// The last checkpoint's WAL pages and pages copied, for tests to check that they ran.
@@ -66,7 +66,7 @@ impl Checkpointer {
         })
     }
 
-    /// The handle the writer signals flushed WAL through; a signal while a checkpoint runs or
+    /// The handle the writer signals new WAL through; a signal while a checkpoint runs or
     /// pauses is kept, so the WAL written meanwhile is copied by the next one.
     pub(super) fn due(&self) -> Arc<Notify> {
         self.due.clone()

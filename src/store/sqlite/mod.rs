@@ -23,8 +23,7 @@ use std::path::PathBuf;
 use std::str::FromStr;
 use std::sync::Arc;
 #[cfg(test)]
-use std::sync::atomic::AtomicU64;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use tokio::sync::Notify;
 use tracing::warn;
 
@@ -94,7 +93,6 @@ impl SqliteStore {
             writer: writer.clone(),
             wal: wal.clone(),
             checkpoint_due: checkpointer.as_ref().map(Checkpointer::due),
-            stored_since_flush: AtomicBool::new(false),
         })?;
         Ok(SqliteStore {
             writer,
@@ -129,13 +127,11 @@ struct SqliteGroupWriter {
     /// `None` when the store is not a WAL file this process can flush (an in-memory database):
     /// then every commit keeps SQLite's own flush.
     wal: Option<Arc<WalFile>>,
-    /// Told after a flush that covers a new revision that there is WAL to copy into the
-    /// database file.
+    /// Told after a group that stored a revision that there is WAL to copy into the database
+    /// file. A group of duplicates and conflicts writes no WAL, so it does not tell. The
+    /// checkpoint may run before the group's flush: a checkpoint flushes the WAL itself before
+    /// it copies any of it.
     checkpoint_due: Option<Arc<Notify>>,
-    /// Whether a group committed since the last flush stored anything: a group of duplicates
-    /// and conflicts writes no WAL, and waking the checkpointer for it would only rewrite the
-    /// database file with pages it already had a moment later.
-    stored_since_flush: AtomicBool,
 }
 
 #[async_trait::async_trait]
@@ -147,10 +143,10 @@ impl GroupWriter for SqliteGroupWriter {
             commit_group_sqlite(db, group, self.wal.is_some())
         })
         .await?;
-        if let Ok(recorded) = &committed.recorded
+        if let (Some(due), Ok(recorded)) = (&self.checkpoint_due, &committed.recorded)
             && recorded.iter().any(|r| matches!(r, Recorded::Stored(_)))
         {
-            self.stored_since_flush.store(true, Ordering::Release);
+            due.notify_one();
         }
         if !committed.reusable {
             // Reviews and single reports count on this connection's own flush, and on it being
@@ -172,18 +168,10 @@ impl GroupWriter for SqliteGroupWriter {
         let Some(wal) = &self.wal else {
             return Ok(());
         };
-        let stored = self.stored_since_flush.swap(false, Ordering::AcqRel);
         let wal = wal.clone();
         tokio::task::spawn_blocking(move || wal.flush())
             .await
-            .map_err(|e| StoreError::Internal(format!("the WAL flush did not finish: {e}")))??;
-        // Taken before the flush: a group stored meanwhile sets it again, for the next flush.
-        if let Some(due) = &self.checkpoint_due
-            && stored
-        {
-            due.notify_one();
-        }
-        Ok(())
+            .map_err(|e| StoreError::Internal(format!("the WAL flush did not finish: {e}")))?
     }
 
     async fn settle(&self) {
