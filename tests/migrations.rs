@@ -305,13 +305,8 @@ async fn applied(db: &TestDb, backend: Backend) -> Vec<(i64, bool)> {
 
 fn new_revision(checked: &Checked, received_at: DateTime<Utc>) -> NewRevision {
     NewRevision {
-        report: checked.report.clone(),
-        content_hash: checked.report.content_hash(),
-        received_at,
-        deadline: checked.deadline,
-        on_time: received_at <= checked.deadline,
-        window: checked.window,
         warnings: Vec::new(),
+        ..NewRevision::received(checked.clone(), received_at)
     }
 }
 

@@ -39,13 +39,8 @@ fn received() -> DateTime<Utc> {
 
 fn new_revision(checked: &Checked) -> NewRevision {
     NewRevision {
-        report: checked.report.clone(),
-        content_hash: checked.report.content_hash(),
-        received_at: received(),
-        deadline: checked.deadline,
-        on_time: received() <= checked.deadline,
-        window: checked.window,
         warnings: vec!["a warning".into()],
+        ..NewRevision::received(checked.clone(), received())
     }
 }
 

@@ -106,15 +106,7 @@ impl Ingestor {
             report.data_set.clone(),
             report.period,
         );
-        let new = NewRevision {
-            content_hash: report.content_hash(),
-            received_at: now,
-            deadline: checked.deadline,
-            on_time: now <= checked.deadline,
-            window: checked.window,
-            warnings: checked.warnings,
-            report: checked.report,
-        };
+        let new = NewRevision::received(checked, now);
         match self.store.record(new).await? {
             Recorded::Stored(receipt) | Recorded::Duplicate(receipt) => {
                 info!(

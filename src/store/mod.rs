@@ -14,7 +14,7 @@ mod sqlite;
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 
-use crate::domain::{DateWindow, Receipt, Report};
+use crate::domain::{Checked, DateWindow, Receipt, Report};
 use chrono::{DateTime, Utc};
 use std::sync::Arc;
 use std::time::Duration;
@@ -30,6 +30,22 @@ pub struct NewRevision {
     pub on_time: bool,
     pub window: DateWindow,
     pub warnings: Vec<String>,
+}
+
+impl NewRevision {
+    /// A report that passed validation, received at `received_at`: whether it is on time, and
+    /// its content hash, follow from the two.
+    pub fn received(checked: Checked, received_at: DateTime<Utc>) -> Self {
+        NewRevision {
+            content_hash: checked.report.content_hash(),
+            received_at,
+            deadline: checked.deadline,
+            on_time: received_at <= checked.deadline,
+            window: checked.window,
+            warnings: checked.warnings,
+            report: checked.report,
+        }
+    }
 }
 
 /// What `Store::record` did.

@@ -141,17 +141,8 @@ pub(super) async fn bare_store(url: &str, args: &IngestBenchArgs) -> anyhow::Res
                     date(2030, 1, 1),
                 )
                 .map_err(|v| anyhow::anyhow!("bench report invalid: {v:?}"))?;
-                let now = Utc::now();
                 store
-                    .record(NewRevision {
-                        content_hash: checked.report.content_hash(),
-                        received_at: now,
-                        deadline: checked.deadline,
-                        on_time: now <= checked.deadline,
-                        window: checked.window,
-                        warnings: checked.warnings,
-                        report: checked.report,
-                    })
+                    .record(NewRevision::received(checked, Utc::now()))
                     .await?;
             }
             Ok::<_, anyhow::Error>(())
