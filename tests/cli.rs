@@ -232,3 +232,21 @@ fn bench_ingest_refuses_more_reports_than_past_months() {
     );
     assert!(!stderr.contains("bare store"), "{stderr}");
 }
+
+/// A service's log goes to a journal or a container's log, not a terminal: no colour codes in
+/// it even when the environment does not say `NO_COLOR`, so its lines read and grep as text.
+#[test]
+fn a_server_logging_to_a_pipe_writes_no_colour_codes() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let db = format!("sqlite://{}", dir.path().join("t.db").display());
+    let mut command = serve::insecure("127.0.0.1:0", &db);
+    command.env_remove("NO_COLOR");
+    let mut server = Server::start(command);
+    assert!(server.terminate().success());
+    let log = server.log_text();
+    // The start-up lines are there (the plaintext warning, the address, the stop) …
+    assert!(log.contains("plaintext gRPC"), "{log}");
+    assert!(log.contains("aggregator listening"), "{log}");
+    // … and not one escape character among them.
+    assert!(!log.contains('\u{1b}'), "{log:?}");
+}

@@ -408,8 +408,18 @@ pub fn init_tracing(cli: &Cli) {
     });
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(colour_log())
         .with_writer(std::io::stderr)
         .try_init();
+}
+
+/// Colours only on a terminal that did not ask for none: tracing's default colours whatever
+/// stderr is, so a service under systemd or in a container wrote escape codes into every line
+/// of its journal, where they show as `[2m…[0m` and break a `grep` for `level=WARN`.
+fn colour_log() -> bool {
+    use std::io::IsTerminal;
+    let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+    std::io::stderr().is_terminal() && !no_color
 }
 
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
