@@ -7,6 +7,7 @@ mod model;
 mod ranking;
 mod rollup;
 mod series;
+mod settle;
 mod trend;
 
 pub use completeness::{Completeness, Counts, LateReport, UnitCompleteness, completeness};

@@ -429,7 +429,8 @@ pub(crate) fn cells(
             Some(u) => u.get(i).unwrap_or(u32::MAX),
             None => u32::MAX,
         };
-        out.insert((u, ind), v);
+        // Rounded before anything is derived from it: see `settle.rs`.
+        out.insert((u, ind), super::settle::settled(v));
     }
     Ok(out)
 }

@@ -68,7 +68,8 @@ pub fn series(
     let mut by_bucket: HashMap<(i32, u32), f64> = HashMap::new();
     for i in 0..totals.height() {
         if let (Some(bk), Some(ind), Some(v)) = (bucket.get(i), indicator.get(i), value.get(i)) {
-            by_bucket.insert((bk, ind), v);
+            // Rounded before anything is derived from it: see `settle.rs`.
+            by_bucket.insert((bk, ind), super::settle::settled(v));
         }
     }
     let id_of = |code: &IndicatorCode| model.dictionary().indicator_id(code.as_str());

@@ -37,7 +37,12 @@ pub struct TrendTable {
 
 fn change(now: Option<f64>, base: Option<f64>) -> (Option<f64>, Option<f64>) {
     match (now, base) {
-        (Some(n), Some(b)) => (Some(n - b), (b != 0.0).then(|| (n - b) / b.abs() * 100.0)),
+        // The difference of two settled totals has their decimals at most: settled too, so
+        // that 29664.9 − 29593.2 reads 71.7 rather than 71.7000000000007.
+        (Some(n), Some(b)) => (
+            Some(super::settle::settled(n - b)),
+            (b != 0.0).then(|| (n - b) / b.abs() * 100.0),
+        ),
         _ => (None, None),
     }
 }

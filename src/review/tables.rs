@@ -1,13 +1,24 @@
-//! The review's tables as CSV with raw numbers (full precision, `.` decimal point), beside the
-//! document: for spreadsheets, and for checking the review against the analytics, which the
-//! document's rounded, localised figures cannot do.
+//! The review's tables as CSV with raw numbers (15 significant digits, `.` decimal point),
+//! beside the document: for spreadsheets, and for checking the review against the analytics,
+//! which the document's rounded, localised figures cannot do.
 
 use super::gather::ReviewData;
 use crate::format::csv_text;
 use std::collections::BTreeMap;
 
 fn raw(v: Option<f64>) -> String {
-    v.map(|x| x.to_string()).unwrap_or_default()
+    v.map(significant).unwrap_or_default()
+}
+
+/// `x` rounded to 15 significant digits, the most an f64 holds for every value, then written
+/// shortest. polars adds a column's parts on several threads in no fixed order, so one sum came
+/// out as 2830.3 in one generation and 2830.2999999999997 in the next: a province diffing two
+/// versions of its yearly tables saw changes where the data had none. Sums one rounding apart
+/// now print alike.
+fn significant(x: f64) -> String {
+    // Scientific notation with 14 digits after the point is 15 significant ones; parsing it
+    // back gives the f64 nearest that decimal, which `to_string` writes in its shortest form.
+    format!("{x:.14e}").parse::<f64>().unwrap_or(x).to_string()
 }
 
 /// Every table of the review with raw numbers (full precision, `.` decimal point), for
@@ -108,7 +119,7 @@ pub fn csv_tables(d: &ReviewData) -> BTreeMap<String, String> {
                     vec![
                         e.rank.to_string(),
                         e.unit.to_string(),
-                        e.score.to_string(),
+                        significant(e.score),
                         e.previous_rank.map(|r| r.to_string()).unwrap_or_default(),
                         e.rank_change.map(|r| r.to_string()).unwrap_or_default(),
                     ]
@@ -166,4 +177,38 @@ pub fn csv_tables(d: &ReviewData) -> BTreeMap<String, String> {
         );
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{raw, significant};
+
+    #[test]
+    fn sums_one_rounding_apart_print_alike() {
+        // 0.1 + 0.2 is 0.30000000000000004 in f64, one step above 0.3.
+        assert_eq!(significant(0.1 + 0.2), "0.3");
+        assert_eq!(significant(0.3), "0.3");
+        // The two generations seen of one monthly total.
+        assert_eq!(significant(2830.2999999999997), "2830.3");
+        assert_eq!(significant(2830.3), "2830.3");
+        // The same three numbers added in two orders: (0.1 + 0.7) + 0.2 = 1 and
+        // (0.2 + 0.7) + 0.1 = 0.9999999999999999, both printed as 1.
+        let one_way: f64 = 0.1 + 0.7 + 0.2;
+        let other_way: f64 = 0.2 + 0.7 + 0.1;
+        assert_ne!(one_way, other_way);
+        assert_eq!(significant(one_way), significant(other_way));
+        assert_eq!(significant(one_way), "1");
+    }
+
+    #[test]
+    fn values_with_fewer_digits_are_kept_as_they_are() {
+        assert_eq!(significant(35_000_000.5), "35000000.5");
+        assert_eq!(significant(-12.25), "-12.25");
+        assert_eq!(significant(2600.0), "2600");
+        assert_eq!(significant(96.153846153846), "96.153846153846");
+        // 15 significant digits of 1/3.
+        assert_eq!(significant(1.0 / 3.0), "0.333333333333333");
+        assert_eq!(raw(None), "");
+        assert_eq!(raw(Some(117.0)), "117");
+    }
 }
