@@ -5,19 +5,30 @@
 //! 2830.2999999999997 in the next, a year-on-year change as 71.7000000000007 and
 //! 71.6999999999971. Rankings of equal totals could even swap. Each aggregate is therefore
 //! rounded to a millionth as it leaves polars, before anything is derived from it.
+//!
+//! What this does not guarantee: two orders give one settled total while the error of adding
+//! stays under half a millionth and the exact total is not within that of a half-millionth
+//! itself. That holds for a province's sums (thousands of values with a few decimals, totals
+//! in the tens of thousands: errors near 10⁻¹¹), not for every conceivable sum: totals near
+//! 10⁸ over hundreds of thousands of values, decimals past the sixth (validation does not
+//! limit them), and decimal totals of 10⁹ or more stay order-dependent in their last digits.
+//! Adding in a fixed order (sorting the values first) would remove the dependence; it costs a
+//! sort per query at national size and is not done.
 
-/// Decimal places an aggregate keeps: the catalog's values are counts, money and areas
-/// entered with a few decimals, and a sum of values with at most six decimals has at most six.
+/// Decimal places an aggregate keeps: the catalog's values are counts, money and areas,
+/// entered with a few decimals in practice, and a sum of values with at most six decimals has
+/// at most six.
 const DECIMALS: i32 = 6;
 
-/// Below this, `x × 10⁶` stays well under 2⁵³, where every integer is an f64, so the rounding
-/// is exact. Larger totals (money in đồng) are kept as they are: they are whole numbers as a
-/// rule, which f64 adds exactly in any order while under 2⁵³.
+/// Below this, `x × 10⁶` stays well under 2⁵³, where every integer is an f64, so the rounded
+/// value is the f64 nearest the six-decimal number. Larger totals (money in đồng) are kept as
+/// they are: they are whole numbers as a rule, which f64 adds exactly in any order while under
+/// 2⁵³.
 const LIMIT: f64 = 1e9;
 
 /// `x` rounded to `DECIMALS` places; unchanged at or past `LIMIT` and for non-finite values.
 /// Two sums of the same values in different orders differ by a few units in their last place,
-/// about 10⁻¹² of a total near 3,000, so they round to the same millionth.
+/// about 10⁻¹² for a total near 3,000, so they round to the same millionth.
 pub(crate) fn settled(x: f64) -> f64 {
     if !x.is_finite() || x.abs() >= LIMIT {
         return x;
@@ -43,12 +54,14 @@ mod tests {
         // The monthly total seen in two generations of one review: 2830.3 both times.
         assert_eq!(settled(2830.2999999999997), 2830.3);
         assert_eq!(settled(2830.3), 2830.3);
-        // Twelve months of 320.5, 120.25 and 0.1 in two orders: 12 × 440.85 = 5290.2.
-        let months = [320.5, 120.25, 0.1];
+        // Twelve months of 0.1, 0.2, 0.7 and 320.5, added forwards and backwards, give
+        // 3857.9999999999977 and 3857.9999999999973; both are 12 × 321.5 = 3858.
+        let months = [0.1, 0.2, 0.7, 320.5];
         let forward: f64 = (0..12).flat_map(|_| months).sum();
         let backward: f64 = (0..12).flat_map(|_| months.into_iter().rev()).sum();
+        assert_ne!(forward, backward);
         assert_eq!(settled(forward).to_bits(), settled(backward).to_bits());
-        assert_eq!(settled(forward), 5290.2);
+        assert_eq!(settled(forward), 3858.0);
     }
 
     #[test]

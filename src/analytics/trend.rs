@@ -37,8 +37,9 @@ pub struct TrendTable {
 
 fn change(now: Option<f64>, base: Option<f64>) -> (Option<f64>, Option<f64>) {
     match (now, base) {
-        // The difference of two settled totals has their decimals at most: settled too, so
-        // that 29664.9 − 29593.2 reads 71.7 rather than 71.7000000000007.
+        // A base indicator's two totals are settled, and their difference has their decimals
+        // at most: settled too, so that 29664.9 − 29593.2 reads 71.7 rather than
+        // 71.7000000000007. (A derived rate's change is rounded to a millionth as well.)
         (Some(n), Some(b)) => (
             Some(super::settle::settled(n - b)),
             (b != 0.0).then(|| (n - b) / b.abs() * 100.0),

@@ -415,7 +415,8 @@ pub fn init_tracing(cli: &Cli) {
 
 /// Colours only on a terminal that did not ask for none: tracing's default colours whatever
 /// stderr is, so a service under systemd or in a container wrote escape codes into every line
-/// of its journal, where they show as `[2m…[0m` and break a `grep` for `level=WARN`.
+/// of its journal, where they show as `[2m…[0m` and split every field from its value: a
+/// search for `addr=` found nothing.
 fn colour_log() -> bool {
     use std::io::IsTerminal;
     let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());

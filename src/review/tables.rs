@@ -11,17 +11,17 @@ fn raw(v: Option<f64>) -> String {
 }
 
 /// `x` rounded to 15 significant digits, the most an f64 holds for every value, then written
-/// shortest. polars adds a column's parts on several threads in no fixed order, so one sum came
-/// out as 2830.3 in one generation and 2830.2999999999997 in the next: a province diffing two
-/// versions of its yearly tables saw changes where the data had none. Sums one rounding apart
-/// now print alike.
+/// shortest. The totals are settled already (`analytics/settle.rs`: they were added in arrival
+/// order, and one came out as 2830.3 in one generation and 2830.2999999999997 in the next);
+/// this keeps the file from showing the binary noise of what is computed from them, such as
+/// a ratio's 17th digit.
 fn significant(x: f64) -> String {
     // Scientific notation with 14 digits after the point is 15 significant ones; parsing it
     // back gives the f64 nearest that decimal, which `to_string` writes in its shortest form.
     format!("{x:.14e}").parse::<f64>().unwrap_or(x).to_string()
 }
 
-/// Every table of the review with raw numbers (full precision, `.` decimal point), for
+/// Every table of the review with raw numbers (15 significant digits, `.` decimal point), for
 /// spreadsheets and for checking the review against the analytics.
 pub fn csv_tables(d: &ReviewData) -> BTreeMap<String, String> {
     let mut out = BTreeMap::new();
