@@ -252,3 +252,41 @@ fn a_server_logging_to_a_pipe_writes_no_colour_codes() {
     // … and not one escape character among them.
     assert!(!log.contains('\u{1b}'), "{log:?}");
 }
+
+/// `systemctl stop` during a start: a SIGTERM that arrives while the server is still opening
+/// its store must stop it once it is up (exit 0, "sigterm received"), not kill it, which it
+/// did while the handler was installed only once serving began. The signal goes as soon as
+/// the server has logged its first line, before it listens.
+#[test]
+fn a_sigterm_during_start_up_stops_the_server_rather_than_killing_it() {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let db = format!("sqlite://{}", dir.path().join("t.db").display());
+    let mut child = serve::insecure("127.0.0.1:0", &db)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start tonghop serve");
+    let stderr = child.stderr.take().expect("piped stderr");
+    let mut lines = BufReader::new(stderr).lines();
+    let first = lines
+        .next()
+        .expect("a first log line")
+        .expect("readable log");
+    assert!(
+        !first.contains("aggregator listening"),
+        "the signal should go before the server listens: {first}"
+    );
+    let sent = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("run kill");
+    assert!(sent.success());
+    // The rest of the log, to the end: the pipe closes when the process exits.
+    let rest: Vec<String> = lines.map_while(Result::ok).collect();
+    let status = child.wait().expect("wait for the server");
+    let log = format!("{first}\n{}", rest.join("\n"));
+    assert!(status.success(), "{status:?}\n{log}");
+    assert!(log.contains("sigterm received"), "{log}");
+}

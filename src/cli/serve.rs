@@ -20,6 +20,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         insecure: args.insecure.then_some(true),
         ..SettingsLayer::default()
     };
+    // First of all, so that a stop during start-up is a stop, not a kill.
+    let stop = shutdown_signal();
     let settings = Settings::resolve(args.config.as_deref(), |k| std::env::var(k).ok(), flags)?;
     let schedule = settings.review_schedule()?;
     let app = aggregator::build(&settings).await?;
@@ -41,7 +43,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
             stopped,
         ))
     });
-    app.serve_until(shutdown_signal()).await?;
+    app.serve_until(stop).await?;
     let _ = stop_scheduler.send(true);
     if let Some(task) = scheduler {
         let _ = task.await;
@@ -49,30 +51,40 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Ctrl-C or SIGTERM (systemd's stop): stop accepting calls, let in-flight ones finish.
-async fn shutdown_signal() {
-    let ctrl_c = async {
+/// Ctrl-C or SIGTERM (systemd's stop): stop accepting calls, let in-flight ones finish. The
+/// handlers are installed when this is called, as the command starts, not when the returned
+/// future is first polled: that happens only once the server listens, and a SIGTERM in between
+/// (a `systemctl stop` just after a start) killed the process outright instead of stopping it.
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{Signal, SignalKind, signal};
+        let interrupt = signal(SignalKind::interrupt());
+        let terminate = signal(SignalKind::terminate());
+        let received = |installed: std::io::Result<Signal>, name: &'static str| async move {
+            match installed {
+                Ok(mut signal) => {
+                    signal.recv().await;
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot listen for {name}");
+                    std::future::pending::<()>().await;
+                }
+            }
+        };
+        async move {
+            tokio::select! {
+                _ = received(interrupt, "Ctrl-C") => tracing::info!("ctrl-c received, shutting down"),
+                _ = received(terminate, "SIGTERM") => tracing::info!("sigterm received, shutting down"),
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    async {
         if let Err(e) = tokio::signal::ctrl_c().await {
             tracing::error!(error = %e, "cannot listen for Ctrl-C");
             std::future::pending::<()>().await;
         }
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "cannot listen for SIGTERM");
-                std::future::pending::<()>().await;
-            }
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => tracing::info!("ctrl-c received, shutting down"),
-        _ = terminate => tracing::info!("sigterm received, shutting down"),
+        tracing::info!("ctrl-c received, shutting down");
     }
 }
