@@ -88,9 +88,13 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<ExitCode> {
 }
 
 async fn run_agent(common: &AgentCommon, once: bool) -> anyhow::Result<ExitCode> {
+    // Installed before the outbox opens, so that a stop during start-up is a stop, not a kill;
+    // then the agent finishes the current send and stops.
+    let stop =
+        (!once).then(|| super::stop_signal::stop_requested("stopping after the current send"));
     let mut agent = Agent::new(settings(common)?).await?;
-    if !once {
-        let result = agent.run_until(shutdown_signal()).await;
+    if let Some(stop) = stop {
+        let result = agent.run_until(stop).await;
         agent.close().await;
         result?;
         return Ok(ExitCode::SUCCESS);
@@ -380,31 +384,4 @@ async fn resend(common: &AgentCommon, key: &str) -> anyhow::Result<ExitCode> {
         ),
     }
     Ok(ExitCode::SUCCESS)
-}
-
-/// Ctrl-C or SIGTERM (systemd's stop): finish the current send, then stop.
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        if tokio::signal::ctrl_c().await.is_err() {
-            std::future::pending::<()>().await;
-        }
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "cannot listen for SIGTERM");
-                std::future::pending::<()>().await;
-            }
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => tracing::info!("ctrl-c received, stopping after the current send"),
-        _ = terminate => tracing::info!("sigterm received, stopping after the current send"),
-    }
 }

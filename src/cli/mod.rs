@@ -10,6 +10,7 @@ mod query;
 mod report_file;
 mod review;
 mod serve;
+mod stop_signal;
 mod submit;
 mod table;
 

@@ -20,8 +20,9 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         insecure: args.insecure.then_some(true),
         ..SettingsLayer::default()
     };
-    // First of all, so that a stop during start-up is a stop, not a kill.
-    let stop = shutdown_signal();
+    // First of all, so that a stop during start-up is a stop, not a kill; then the server
+    // stops accepting calls and lets in-flight ones finish.
+    let stop = super::stop_signal::stop_requested("shutting down");
     let settings = Settings::resolve(args.config.as_deref(), |k| std::env::var(k).ok(), flags)?;
     let schedule = settings.review_schedule()?;
     let app = aggregator::build(&settings).await?;
@@ -49,42 +50,4 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         let _ = task.await;
     }
     Ok(ExitCode::SUCCESS)
-}
-
-/// Ctrl-C or SIGTERM (systemd's stop): stop accepting calls, let in-flight ones finish. The
-/// handlers are installed when this is called, as the command starts, not when the returned
-/// future is first polled: that happens only once the server listens, and a SIGTERM in between
-/// (a `systemctl stop` just after a start) killed the process outright instead of stopping it.
-fn shutdown_signal() -> impl std::future::Future<Output = ()> {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{Signal, SignalKind, signal};
-        let interrupt = signal(SignalKind::interrupt());
-        let terminate = signal(SignalKind::terminate());
-        let received = |installed: std::io::Result<Signal>, name: &'static str| async move {
-            match installed {
-                Ok(mut signal) => {
-                    signal.recv().await;
-                }
-                Err(e) => {
-                    tracing::error!(error = %e, "cannot listen for {name}");
-                    std::future::pending::<()>().await;
-                }
-            }
-        };
-        async move {
-            tokio::select! {
-                _ = received(interrupt, "Ctrl-C") => tracing::info!("ctrl-c received, shutting down"),
-                _ = received(terminate, "SIGTERM") => tracing::info!("sigterm received, shutting down"),
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    async {
-        if let Err(e) = tokio::signal::ctrl_c().await {
-            tracing::error!(error = %e, "cannot listen for Ctrl-C");
-            std::future::pending::<()>().await;
-        }
-        tracing::info!("ctrl-c received, shutting down");
-    }
 }
