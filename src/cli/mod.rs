@@ -407,21 +407,19 @@ pub fn init_tracing(cli: &Cli) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| {
         EnvFilter::new(format!("{base},h2=warn,tower=warn,hyper=warn,sqlx=warn"))
     });
-    let _ = tracing_subscriber::fmt()
+    let log = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_ansi(colour_log())
-        .with_writer(std::io::stderr)
-        .try_init();
-}
-
-/// Colours only on a terminal that did not ask for none: tracing's default colours whatever
-/// stderr is, so a service under systemd or in a container wrote escape codes into every line
-/// of its journal, where they show as `[2m…[0m` and split every field from its value: a
-/// search for `addr=` found nothing.
-fn colour_log() -> bool {
-    use std::io::IsTerminal;
-    let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
-    std::io::stderr().is_terminal() && !no_color
+        .with_writer(std::io::stderr);
+    // tracing colours whatever stderr is (it only honours NO_COLOR), so a service under
+    // systemd or in a container wrote escape codes into every line of its journal, where they
+    // show as `[2m…[0m` and split every field from its value: a search for `addr=` found
+    // nothing. Off the terminal, no colours; on it, tracing's own default, NO_COLOR included.
+    let log = if std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+        log
+    } else {
+        log.with_ansi(false)
+    };
+    let _ = log.try_init();
 }
 
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
