@@ -259,34 +259,32 @@ fn a_server_logging_to_a_pipe_writes_no_colour_codes() {
 /// the server has logged its first line, before it listens.
 #[test]
 fn a_sigterm_during_start_up_stops_the_server_rather_than_killing_it() {
-    use std::io::{BufRead, BufReader};
-    use std::process::Stdio;
     let dir = tempfile::tempdir().expect("temp dir");
     let db = format!("sqlite://{}", dir.path().join("t.db").display());
-    let mut child = serve::insecure("127.0.0.1:0", &db)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start tonghop serve");
-    let stderr = child.stderr.take().expect("piped stderr");
-    let mut lines = BufReader::new(stderr).lines();
-    let first = lines
-        .next()
-        .expect("a first log line")
-        .expect("readable log");
+    let starting = Server::spawn(serve::insecure("127.0.0.1:0", &db));
+    let waited = std::time::Instant::now();
+    let first = loop {
+        let log = starting.server().log_text();
+        if let Some(line) = log.lines().next() {
+            break line.to_owned();
+        }
+        assert!(waited.elapsed().as_secs() < 60, "the server logged nothing");
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    };
     assert!(
         !first.contains("aggregator listening"),
         "the signal should go before the server listens: {first}"
     );
-    let sent = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .expect("run kill");
-    assert!(sent.success());
-    // The rest of the log, to the end: the pipe closes when the process exits.
-    let rest: Vec<String> = lines.map_while(Result::ok).collect();
-    let status = child.wait().expect("wait for the server");
-    let log = format!("{first}\n{}", rest.join("\n"));
+    assert!(starting.server().signal("TERM").success());
+    // Killed, it would never log its address and this waits out the harness's timeout.
+    let mut server = starting.listening();
+    let status = server.wait().expect("wait for the server");
+    // The log is read on another thread: give it the last lines the process wrote.
+    let waited = std::time::Instant::now();
+    while !server.log_text().contains("sigterm received") && waited.elapsed().as_secs() < 5 {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    let log = server.log_text();
     assert!(status.success(), "{status:?}\n{log}");
     assert!(log.contains("sigterm received"), "{log}");
 }

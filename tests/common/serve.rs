@@ -156,6 +156,11 @@ impl Server {
 }
 
 impl Starting {
+    /// The server before it listens: its log so far, and signals sent during start-up.
+    pub fn server(&self) -> &Server {
+        &self.server
+    }
+
     /// Waits up to 60 s for the server to log that it listens; panics with its log if not.
     pub fn listening(self) -> Server {
         let Starting { mut server, addr } = self;
