@@ -418,7 +418,11 @@ impl Agent {
         });
         info!(unit = %self.settings.unit, endpoint = %self.settings.endpoint,
               outbox = %self.outbox.path().display(), data_sets = self.plans.len(), "agent started");
-        self.check_catalog().await?;
+        // A stop must not wait out the catalog's 10 s timeout on a link that swallows packets.
+        tokio::select! {
+            checked = self.check_catalog() => checked?,
+            _ = rx.changed() => {}
+        }
         let mut next_collect = Instant::now();
         while !*rx.borrow() {
             if Instant::now() >= next_collect {

@@ -166,6 +166,50 @@ async fn agent_sigkilled_mid_send_and_restarted_loses_and_duplicates_nothing() {
     assert_eq!(counts(&outbox).await, [0, 200, 0, 0]);
 }
 
+/// Over a link that takes the connection and never answers, the agent's catalog check waits
+/// up to 10 s; a SIGTERM in that time must stop it at once, not after the timeout.
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_while_the_aggregator_never_answers_stops_the_agent_at_once() {
+    let (dir, folder) = workspace();
+    write_csv(&folder, "201909", &[]);
+    // The kernel completes the TCP handshake into the backlog; nobody ever accepts or answers.
+    let black_hole = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let endpoint = format!(
+        "http://{}",
+        black_hole.local_addr().expect("listener address")
+    );
+    let config = settings_file(dir.path(), &endpoint, &folder, "201909");
+    let outbox = dir.path().join("outbox.db");
+    let mut agent = start_agent_process(&config, &outbox).await;
+    // Well inside the catalog check's 10 s.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let pid = agent.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .expect("kill -TERM")
+            .success()
+    );
+    let signalled = Instant::now();
+    let status = loop {
+        if let Some(status) = agent.try_wait().expect("wait") {
+            break status;
+        }
+        assert!(
+            signalled.elapsed() < Duration::from_secs(20),
+            "agent did not stop on SIGTERM"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let took = signalled.elapsed();
+    assert!(status.success(), "SIGTERM is a clean stop: {status:?}");
+    assert!(
+        took < Duration::from_secs(5),
+        "the stop waited {took:?}, as if for the catalog's 10 s timeout"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn sigterm_stops_a_running_agent_cleanly_with_reports_kept() {
     let (dir, folder) = workspace();
