@@ -183,26 +183,7 @@ async fn sigterm_while_the_aggregator_never_answers_stops_the_agent_at_once() {
     let mut agent = start_agent_process(&config, &outbox).await;
     // Well inside the catalog check's 10 s.
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let pid = agent.id().to_string();
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .expect("kill -TERM")
-            .success()
-    );
-    let signalled = Instant::now();
-    let status = loop {
-        if let Some(status) = agent.try_wait().expect("wait") {
-            break status;
-        }
-        assert!(
-            signalled.elapsed() < Duration::from_secs(20),
-            "agent did not stop on SIGTERM"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
-    let took = signalled.elapsed();
+    let (status, took) = sigterm_and_wait(&mut agent, Duration::from_secs(20)).await;
     assert!(status.success(), "SIGTERM is a clean stop: {status:?}");
     assert!(
         took < Duration::from_secs(5),
@@ -220,25 +201,7 @@ async fn sigterm_stops_a_running_agent_cleanly_with_reports_kept() {
     let outbox = dir.path().join("outbox.db");
     let mut agent = start_agent_process(&config, &outbox).await;
     wait_for(&outbox, Duration::from_secs(20), "1 queued", |c| c[0] == 1).await;
-    let pid = agent.id().to_string();
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .expect("kill -TERM")
-            .success()
-    );
-    let started = Instant::now();
-    let status = loop {
-        if let Some(status) = agent.try_wait().expect("wait") {
-            break status;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(10),
-            "agent did not stop on SIGTERM"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
+    let (status, _) = sigterm_and_wait(&mut agent, Duration::from_secs(10)).await;
     assert!(status.success(), "SIGTERM is a clean stop: {status:?}");
     assert_eq!(
         counts(&outbox).await,

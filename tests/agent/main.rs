@@ -14,7 +14,7 @@ mod outcomes;
 
 use common::{Backend, spawn_app, valid_report};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 use tonghop::agent::settings::ReportLayer;
 use tonghop::agent::{Agent, AgentLayer, AgentSettings, EntryState, Outbox};
@@ -126,6 +126,30 @@ fn sigkill(mut child: Child) {
     let pid = child.id().to_string();
     let _ = Command::new("kill").args(["-KILL", &pid]).status();
     let _ = child.wait();
+}
+
+/// SIGTERM, as `systemctl stop` sends it; then waits up to `limit` for the agent to end and
+/// returns how it ended and how long that took after the signal.
+async fn sigterm_and_wait(agent: &mut Child, limit: Duration) -> (ExitStatus, Duration) {
+    let pid = agent.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .expect("kill -TERM")
+            .success()
+    );
+    let signalled = Instant::now();
+    loop {
+        if let Some(status) = agent.try_wait().expect("wait") {
+            return (status, signalled.elapsed());
+        }
+        assert!(
+            signalled.elapsed() < limit,
+            "agent did not stop on SIGTERM within {limit:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 /// `count` monthly periods from `first`, as identifiers.
