@@ -8,6 +8,7 @@ use common::{Backend, set_value, spawn_app, spawn_app_with, valid_report};
 use std::sync::Arc;
 use tonghop::domain::ReceiptStatus;
 use tonghop::domain::period::date;
+use tonghop::grpc::lean_client::LeanSubmitClient;
 use tonic::Code;
 
 fn fixed_clock(t: DateTime<Utc>) -> Option<tonghop::ingest::Clock> {
@@ -81,6 +82,86 @@ async fn submit_duplicate_revision_conflict_on_sqlite() {
 #[tokio::test]
 async fn submit_duplicate_revision_conflict_on_postgres() {
     submit_duplicate_revision_conflict(Backend::Postgres).await;
+}
+
+/// `bench ingest`'s simulated units speak HTTP/2 themselves (`grpc::lean_client`), so its figures
+/// mean something only if the server answers them exactly as it answers tonic's client. Every
+/// outcome a unit can meet, through both clients over the same socket, compared.
+#[tokio::test]
+async fn the_benchmarks_own_client_is_answered_as_tonics_client_is() {
+    let app = spawn_app(Backend::Sqlite).await;
+    let mut tonic = app.client().await;
+    let mut lean = LeanSubmitClient::connect(&app.endpoint)
+        .await
+        .expect("connect the benchmark's client");
+
+    // Stored: the receipt says what tonic's says for the same kind of report, and the store
+    // holds the report as sent.
+    let sent = valid_report("lean-BS03", "BS03", "201909");
+    let by_lean = lean.submit(&sent).await.expect("accepted");
+    let by_tonic = tonic
+        .submit(&valid_report("tonic-BS04", "BS04", "201909"))
+        .await
+        .expect("accepted");
+    assert_eq!(by_lean.submission_id.as_str(), "lean-BS03");
+    assert_eq!((by_lean.revision, by_lean.status), (1, ReceiptStatus::New));
+    assert_eq!(
+        (by_lean.window, by_lean.deadline, by_lean.on_time),
+        (by_tonic.window, by_tonic.deadline, by_tonic.on_time)
+    );
+    let stored = app.stored("BS03", "DVCQ_THANG", "201909").await;
+    assert_eq!(stored.report.submission_id.as_str(), "lean-BS03");
+    assert_eq!(stored.report.values.len(), sent.values.len());
+    assert_eq!(stored.report.value("dat_hien"), Some(32_000.5));
+    assert_eq!(stored.report.prepared_by, sent.prepared_by);
+
+    // A resend of tonic's report through the benchmark's client: the original receipt.
+    let counter = app.store.change_counter().await.expect("counter");
+    let again = lean
+        .submit(&valid_report("tonic-BS04", "BS04", "201909"))
+        .await
+        .expect("a duplicate is answered");
+    assert_eq!(
+        (again.revision, again.status),
+        (1, ReceiptStatus::Duplicate)
+    );
+    assert_eq!(again.received_at, by_tonic.received_at);
+
+    // Refusals: the same code, message, violations and retry advice through both clients.
+    let mut reused = valid_report("lean-BS03", "BS03", "201909");
+    set_value(&mut reused, "tiep_cong_dan", 9.0);
+    let mut broken = valid_report("broken", "BS05", "201909");
+    // More cases settled on time than settled at all breaks a catalog rule.
+    set_value(&mut broken, "hs_dung_han", 9_999.0);
+    for refused in [&reused, &broken] {
+        let through_lean = lean.submit(refused).await.expect_err("refused");
+        let through_tonic = tonic.submit(refused).await.expect_err("refused");
+        assert_eq!(through_lean.code, through_tonic.code);
+        assert_eq!(through_lean.message, through_tonic.message);
+        assert_eq!(through_lean.violations, through_tonic.violations);
+        assert_eq!(
+            (through_lean.retryable, through_lean.retry_after),
+            (false, None)
+        );
+        assert!(!through_tonic.retryable);
+    }
+    let refused_broken = lean.submit(&broken).await.expect_err("refused");
+    assert_eq!(refused_broken.code, Code::InvalidArgument);
+    assert!(
+        refused_broken
+            .violations
+            .iter()
+            .any(|v| v.rule == "consistency.on_time_within_resolved"),
+        "{:?}",
+        refused_broken.violations
+    );
+    assert_eq!(
+        lean.submit(&reused).await.expect_err("refused").code,
+        Code::AlreadyExists
+    );
+    // Nothing refused was written.
+    assert_eq!(app.store.change_counter().await.expect("counter"), counter);
+    app.stop().await;
 }
 
 #[tokio::test]

@@ -38,7 +38,7 @@ pub struct SubmitFailure {
 }
 
 impl SubmitFailure {
-    fn from_status(status: &Status) -> Self {
+    pub(super) fn from_status(status: &Status) -> Self {
         let details = status.get_error_details();
         let violations = details
             .bad_request()
@@ -64,7 +64,7 @@ impl SubmitFailure {
         }
     }
 
-    fn malformed_receipt() -> Self {
+    pub(super) fn malformed_receipt() -> Self {
         SubmitFailure {
             code: Code::Internal,
             message: "the server answered with a receipt this client cannot read".into(),

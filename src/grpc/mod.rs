@@ -7,6 +7,7 @@ mod analytics_convert;
 mod auth;
 pub mod client;
 mod convert;
+pub mod lean_client;
 mod one_frame;
 mod overload;
 mod review;

@@ -151,8 +151,8 @@ pub async fn run(args: IngestBenchArgs) -> anyhow::Result<ExitCode> {
     let reports_each_pass = args.units * args.reports;
     println!(
         "ingest benchmark: {} units × {} reports × {values_each} values, each unit on its own \
-         connection, server in another process; {} rounds of a bare-store pass and a gRPC pass \
-         per backend; {} cores",
+         HTTP/2 connection (one unary Submit per report, encoded before the clock starts), server \
+         in another process; {} rounds of a bare-store pass and a gRPC pass per backend; {} cores",
         args.units,
         args.reports,
         args.rounds,
@@ -255,9 +255,15 @@ pub async fn run(args: IngestBenchArgs) -> anyhow::Result<ExitCode> {
                 ""
             }
         );
+        let (lowest, highest) = rounds
+            .iter()
+            .map(Round::ratio)
+            .fold((f64::INFINITY, 0.0_f64), |(lo, hi), r| {
+                (lo.min(r), hi.max(r))
+            });
         println!(
-            "  ratio gRPC ÷ bare store     {:>9.2}   (the rounds' median; the targets line below judges it)",
-            ratio
+            "  ratio gRPC ÷ bare store     {ratio:>9.2}   (the rounds' median, rounds {lowest:.2} to \
+             {highest:.2}; the targets line below judges the median)"
         );
         println!(
             "{}",
