@@ -86,7 +86,7 @@ async fn submit_duplicate_revision_conflict_on_postgres() {
 
 /// `bench ingest`'s simulated units speak HTTP/2 themselves (`grpc::lean_client`), so its figures
 /// mean something only if the server answers them exactly as it answers tonic's client. Every
-/// outcome a unit can meet, through both clients over the same socket, compared.
+/// outcome a unit can meet, through both clients against the same server, compared.
 #[tokio::test]
 async fn the_benchmarks_own_client_is_answered_as_tonics_client_is() {
     let app = spawn_app(Backend::Sqlite).await;

@@ -86,7 +86,7 @@ async fn four_times_the_limit<C: Submits>(connect: impl AsyncFn(String) -> C) {
                     match client.submit_report(&report).await {
                         Ok(_) => break,
                         Err(f) if f.code == Code::Unavailable && Instant::now() < deadline => {
-                            assert!(f.retryable);
+                            assert!(f.retryable, "shed calls are retryable: {f:?}");
                             let wait = f.retry_after.expect("RetryInfo on every shed call");
                             shed += 1;
                             tokio::time::sleep(wait).await;

@@ -331,12 +331,25 @@ pub struct IngestBenchArgs {
         value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=20)
     )]
     pub rounds: usize,
+    /// The gRPC client the simulated units use: `lean` speaks HTTP/2 itself and sends a call's
+    /// headers and message in one segment, so that the load generator takes as little as it
+    /// can of the cores it shares with the server; `tonic` is the agent's own client
+    /// (`AggregatorClient`), which sends them in two.
+    #[arg(long, value_enum, default_value_t = UnitClient::Lean)]
+    pub client: UnitClient,
     /// Only SQLite.
     #[arg(long)]
     pub skip_postgres: bool,
     /// Maintenance database through which temporary databases are created and dropped.
     #[arg(long, default_value = "postgres://postgres@127.0.0.1:5432/postgres")]
     pub postgres_url: String,
+}
+
+/// The gRPC client of `bench ingest`'s simulated units.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum UnitClient {
+    Lean,
+    Tonic,
 }
 
 #[derive(Debug, Args)]

@@ -9,7 +9,7 @@
 
 mod passes;
 
-use super::IngestBenchArgs;
+use super::{IngestBenchArgs, UnitClient};
 use crate::store::bench::TempPgDatabase;
 pub(super) use passes::MAX_REPORTS_PER_UNIT;
 use passes::{BareFigures, Figures, bare_store, over_grpc, units_toml, values};
@@ -151,10 +151,15 @@ pub async fn run(args: IngestBenchArgs) -> anyhow::Result<ExitCode> {
     let reports_each_pass = args.units * args.reports;
     println!(
         "ingest benchmark: {} units × {} reports × {values_each} values, each unit on its own \
-         HTTP/2 connection (one unary Submit per report, encoded before the clock starts), server \
-         in another process; {} rounds of a bare-store pass and a gRPC pass per backend; {} cores",
+         HTTP/2 connection ({}; one unary Submit per report, built before the clock starts), \
+         server in another process; {} rounds of a bare-store pass and a gRPC pass per backend; \
+         {} cores",
         args.units,
         args.reports,
+        match args.client {
+            UnitClient::Lean => "the lean client: a call's headers and message in one segment",
+            UnitClient::Tonic => "tonic's client, as the agent sends: headers and message apart",
+        },
         args.rounds,
         std::thread::available_parallelism()
             .map(|n| n.get())

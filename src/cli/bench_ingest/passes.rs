@@ -1,17 +1,19 @@
 //! The two passes of `tonghop bench ingest` and the workload they share: the bare store
 //! writing the synthetic reports in this process, and the simulated units pushing the same
 //! reports over gRPC to a `tonghop serve` started as another process. Each pass measures
-//! itself (rate, latencies, CPU seconds); `mod.rs` runs them in rounds and reports. The units
-//! speak gRPC through `grpc::lean_client`, not tonic's client: they share the machine's two
-//! cores with the server they measure, where real district nodes each have a machine of their
-//! own, so every microsecond the generator spends on its side of a call is taken from the
-//! server (tonic's client cost about 50 µs of CPU a report, this one about 25).
+//! itself (rate, latencies, CPU seconds); `mod.rs` runs them in rounds and reports. By default
+//! the units speak gRPC through `grpc::lean_client`, not tonic's client: they share the
+//! machine's two cores with the server they measure, where real district nodes each have a
+//! machine of their own, so every microsecond the generator spends on its side of a call is
+//! taken from the server (tonic's client cost about 45 µs of CPU a report, this one about 20).
+//! `--client tonic` runs them on the agent's own client instead.
 
-use super::super::IngestBenchArgs;
+use super::super::{IngestBenchArgs, UnitClient};
 use crate::domain::period::date;
 use crate::domain::{
-    Catalog, DraftValue, Narrative, ReportDraft, UnitTree, ValidationLimits, validation,
+    Catalog, DraftValue, Narrative, Receipt, ReportDraft, UnitTree, ValidationLimits, validation,
 };
+use crate::grpc::client::{AggregatorClient, SubmitFailure};
 use crate::grpc::lean_client::{EncodedReport, LeanSubmitClient};
 use crate::store::{self, NewRevision, StoreOptions};
 use chrono::Utc;
@@ -239,6 +241,88 @@ fn listening_address(log: &str) -> Option<&str> {
         .and_then(|rest| rest.split_whitespace().next())
 }
 
+/// A call still shed after this long ends the run: the server is not coming back to it.
+const GIVE_UP_AFTER: Duration = Duration::from_secs(120);
+
+/// One simulated unit: its own connection, as each district node has, opened before the clock
+/// starts (the figure is about submitting, not about TCP handshakes), and its reports, built
+/// before the clock too (a district's report exists before it is sent), encoded as well for the
+/// lean client. With tonic's client each report is encoded as it is sent, as the agent does.
+enum SimulatedUnit {
+    Lean(LeanSubmitClient, Vec<(String, EncodedReport)>),
+    /// Boxed: tonic's four service clients make it several times the lean one's size.
+    Tonic(Box<AggregatorClient>, Vec<ReportDraft>),
+}
+
+impl SimulatedUnit {
+    async fn connect(
+        client: UnitClient,
+        endpoint: &str,
+        unit: usize,
+        reports: usize,
+    ) -> anyhow::Result<Self> {
+        let drafts = (0..reports).map(|r| report(unit, r, "grpc"));
+        Ok(match client {
+            UnitClient::Lean => SimulatedUnit::Lean(
+                LeanSubmitClient::connect(endpoint).await?,
+                drafts
+                    .map(|draft| {
+                        let encoded = LeanSubmitClient::encode(&draft);
+                        (draft.submission_id, encoded)
+                    })
+                    .collect(),
+            ),
+            UnitClient::Tonic => SimulatedUnit::Tonic(
+                Box::new(AggregatorClient::connect(endpoint).await?),
+                drafts.collect(),
+            ),
+        })
+    }
+
+    fn len(&self) -> usize {
+        match self {
+            SimulatedUnit::Lean(_, reports) => reports.len(),
+            SimulatedUnit::Tonic(_, drafts) => drafts.len(),
+        }
+    }
+
+    fn submission_id(&self, index: usize) -> &str {
+        match self {
+            SimulatedUnit::Lean(_, reports) => &reports[index].0,
+            SimulatedUnit::Tonic(_, drafts) => &drafts[index].submission_id,
+        }
+    }
+
+    async fn submit(&mut self, index: usize) -> Result<Receipt, SubmitFailure> {
+        match self {
+            SimulatedUnit::Lean(client, reports) => client.submit_encoded(&reports[index].1).await,
+            SimulatedUnit::Tonic(client, drafts) => client.submit(&drafts[index]).await,
+        }
+    }
+
+    /// Submits every report in turn, each resent after the server's delay while it is shed, and
+    /// returns the latency of each acknowledgement (ms) and the number of calls shed.
+    async fn push_all(mut self) -> anyhow::Result<(Vec<f64>, usize)> {
+        let (mut latencies, mut shed) = (Vec::with_capacity(self.len()), 0usize);
+        for index in 0..self.len() {
+            let t0 = Instant::now();
+            loop {
+                match self.submit(index).await {
+                    Ok(_) => break,
+                    Err(f) if f.retryable && t0.elapsed() < GIVE_UP_AFTER => {
+                        shed += 1;
+                        tokio::time::sleep(f.retry_after.unwrap_or(Duration::from_millis(100)))
+                            .await;
+                    }
+                    Err(f) => anyhow::bail!("{}: {f}", self.submission_id(index)),
+                }
+            }
+            latencies.push(t0.elapsed().as_secs_f64() * 1000.0);
+        }
+        Ok((latencies, shed))
+    }
+}
+
 pub(super) async fn over_grpc(
     url: &str,
     units_file: &Path,
@@ -250,54 +334,19 @@ pub(super) async fn over_grpc(
     let server_pid = server.id().to_string();
     // The server goes down however the load ends; an error is told after that.
     let load = async {
-        // Each simulated unit has its own connection, as district nodes do; they are all open
-        // before the clock starts, so the figure is about submitting, not about TCP handshakes.
-        let mut clients = Vec::with_capacity(args.units);
-        for _ in 0..args.units {
-            clients.push(LeanSubmitClient::connect(&endpoint).await?);
+        let mut units = Vec::with_capacity(args.units);
+        for u in 0..args.units {
+            units.push(SimulatedUnit::connect(args.client, &endpoint, u, args.reports).await?);
         }
-        // A district's report exists before it is sent: each unit's reports are built and
-        // encoded before the clock starts, so the clock measures submitting them.
-        let encoded: Vec<Vec<(String, EncodedReport)>> = (0..args.units)
-            .map(|u| {
-                (0..args.reports)
-                    .map(|r| {
-                        let draft = report(u, r, "grpc");
-                        let encoded = LeanSubmitClient::encode(&draft);
-                        (draft.submission_id, encoded)
-                    })
-                    .collect()
-            })
-            .collect();
         let (server_cpu_before, client_cpu_before) = (
             super::super::bench::proc_stat::cpu_seconds(&server_pid),
             super::super::bench::proc_stat::cpu_seconds("self"),
         );
         let started = Instant::now();
-        let mut tasks = Vec::new();
-        for (mut client, unit_reports) in clients.into_iter().zip(encoded) {
-            tasks.push(tokio::spawn(async move {
-                let (mut latencies, mut shed) = (Vec::with_capacity(unit_reports.len()), 0usize);
-                for (submission_id, report) in unit_reports {
-                    let t0 = Instant::now();
-                    loop {
-                        match client.submit_encoded(&report).await {
-                            Ok(_) => break,
-                            Err(f) if f.retryable => {
-                                shed += 1;
-                                tokio::time::sleep(
-                                    f.retry_after.unwrap_or(Duration::from_millis(100)),
-                                )
-                                .await;
-                            }
-                            Err(f) => anyhow::bail!("{submission_id}: {f}"),
-                        }
-                    }
-                    latencies.push(t0.elapsed().as_secs_f64() * 1000.0);
-                }
-                Ok::<_, anyhow::Error>((latencies, shed))
-            }));
-        }
+        let tasks: Vec<_> = units
+            .into_iter()
+            .map(|unit| tokio::spawn(unit.push_all()))
+            .collect();
         let (mut all, mut shed) = (Vec::new(), 0);
         for t in tasks {
             let (l, s) = t.await??;
