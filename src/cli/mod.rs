@@ -331,10 +331,10 @@ pub struct IngestBenchArgs {
         value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=20)
     )]
     pub rounds: usize,
-    /// The gRPC client the simulated units use: `lean` speaks HTTP/2 itself and sends a call's
-    /// headers and message in one segment, so that the load generator takes as little as it
-    /// can of the cores it shares with the server; `tonic` is the agent's own client
-    /// (`AggregatorClient`), which sends them in two.
+    /// The gRPC client the simulated units use: `lean` puts each call on the wire as the
+    /// agent's client does (the same frames and segments) but spends about half its CPU doing
+    /// it, since the load generator shares the cores with the server it measures; `tonic` is
+    /// the agent's own client (`AggregatorClient`).
     #[arg(long, value_enum, default_value_t = UnitClient::Lean)]
     pub client: UnitClient,
     /// Only SQLite.

@@ -1,16 +1,15 @@
 //! The ingest benchmark's simulated units speak gRPC straight over the `h2` crate: one HTTP/2
-//! connection per unit, each submit a HEADERS frame and one DATA frame that ends the stream,
-//! queued together so that the connection normally writes them in one TCP segment (not when its
-//! task happens to run on another thread between the two; the answer is the same either way). The load generator
-//! shares the benchmark machine's two cores with the server it measures, while a district node
-//! runs on a machine of its own, so what the generator spends on its side of each call is a
-//! cost of the measurement, not of the system. tonic's client spent about twice this one's CPU
-//! per report (its buffer task, and hyper's body pipe, which sends the HEADERS alone and the
-//! DATA only once the new stream has been given send capacity: two segments a call, and two
-//! reads for the server). Unary `Submit` only, plaintext only, no reconnecting: everything real
-//! (the agent, `tonghop submit`, the tests' clients) uses `AggregatorClient`, which
-//! `tests/ingest_e2e.rs` and `tests/overload.rs` hold this client to, answer for answer, and
-//! `bench ingest --client tonic` puts the benchmark's units on it.
+//! connection per unit, each submit a HEADERS frame and then one DATA frame that ends the
+//! stream, sent once h2 has opened the stream, which is how tonic's client (the agent's) puts a
+//! call on the wire: the server gets the same frames and segments from the benchmark as from
+//! district nodes. What differs is only the generator's own CPU. It shares the benchmark
+//! machine's two cores with the server it measures, while a district node runs on a machine of
+//! its own, so what it spends on its side of each call is a cost of the measurement, not of the
+//! system: tonic's client spent about 50 µs a report here (its Channel's buffer task, hyper's
+//! body pipe and dispatch tasks), this one about 30. Unary `Submit` only, plaintext only, no
+//! reconnecting: everything real (the agent, `tonghop submit`, the tests' clients) uses
+//! `AggregatorClient`, which `tests/ingest_e2e.rs` and `tests/overload.rs` hold this client to,
+//! answer for answer, and `bench ingest --client tonic` puts the benchmark's units on it.
 
 use super::client::SubmitFailure;
 use super::convert::{draft_to_pb, receipt_from_pb};
@@ -159,8 +158,12 @@ impl LeanSubmitClient {
             .ok_or_else(SubmitFailure::malformed_receipt)
     }
 
-    /// Sends the request's headers and its one frame before yielding, so the connection's task
-    /// normally finds both queued and writes them together.
+    /// Sends the request as tonic's client does: the HEADERS frame, then, once h2 has opened
+    /// the stream (which writes the HEADERS) and given it room, the one DATA frame that ends it.
+    /// Queuing both at once would save the server a read per call that agents never save it, and
+    /// the benchmark would measure a lighter load than district nodes send. A server may answer
+    /// before the message goes (the overload layer sheds on the headers alone): its answer is
+    /// the call's outcome then.
     async fn call(&mut self, frame: Bytes) -> Result<http::Response<h2::RecvStream>, h2::Error> {
         let mut request = http::Request::new(());
         *request.method_mut() = http::Method::POST;
@@ -170,8 +173,27 @@ impl LeanSubmitClient {
         headers.insert(TE, HeaderValue::from_static("trailers"));
         futures::future::poll_fn(|cx| self.send.poll_ready(cx)).await?;
         let (response, mut stream) = self.send.send_request(request, false)?;
-        stream.send_data(frame, true)?;
-        response.await
+        stream.reserve_capacity(frame.len());
+        let has_room = loop {
+            if stream.capacity() > 0 {
+                break true;
+            }
+            match futures::future::poll_fn(|cx| stream.poll_capacity(cx)).await {
+                Some(Ok(_)) => {}
+                // The stream takes no more data: the server answered or reset it first.
+                Some(Err(_)) | None => break false,
+            }
+        };
+        // h2 keeps whatever part of the frame exceeds the room it gave until it has more.
+        let unsent = if has_room {
+            stream.send_data(frame, true).err()
+        } else {
+            None
+        };
+        match response.await {
+            Ok(answer) => Ok(answer),
+            Err(e) => Err(unsent.unwrap_or(e)),
+        }
     }
 }
 
@@ -316,6 +338,8 @@ mod tests {
         HttpOnly(u16),
         /// The stream reset instead of answered.
         Reset,
+        /// Answered on the headers alone, the body unread, as the overload layer sheds a call.
+        EarlyTrailersOnly(HeaderMap),
     }
 
     /// A server on its own port that answers one call as scripted, over real HTTP/2: the
@@ -326,44 +350,64 @@ mod tests {
         tokio::spawn(async move {
             let (tcp, _) = listener.accept().await.expect("accept");
             let mut connection = h2::server::handshake(tcp).await.expect("handshake");
-            let Some(Ok((request, mut respond))) = connection.accept().await else {
-                return;
-            };
-            let mut body = request.into_body();
-            while let Some(Ok(chunk)) = body.data().await {
-                let _ = body.flow_control().release_capacity(chunk.len());
+            let mut answer = Some(answer);
+            // The connection is driven here; each call is answered on a task of its own.
+            while let Some(Ok((request, respond))) = connection.accept().await {
+                if let Some(answer) = answer.take() {
+                    tokio::spawn(answer_one(request, respond, answer));
+                }
             }
-            let message = framed(&pb::SubmitResponse::default());
-            let ok = || {
-                http::Response::builder()
-                    .status(200)
-                    .header("content-type", "application/grpc")
-                    .body(())
-                    .expect("response")
-            };
-            match answer {
-                Answer::MessageThenTrailers(trailers) => {
-                    let mut stream = respond.send_response(ok(), false).expect("headers");
-                    stream.send_data(message, false).expect("data");
-                    stream.send_trailers(trailers).expect("trailers");
-                }
-                Answer::MessageWithoutTrailers => {
-                    let mut stream = respond.send_response(ok(), false).expect("headers");
-                    stream.send_data(message, true).expect("data");
-                }
-                Answer::HttpOnly(status) => {
-                    let response = http::Response::builder()
-                        .status(status)
-                        .body(())
-                        .expect("response");
-                    respond.send_response(response, true).expect("headers");
-                }
-                Answer::Reset => respond.send_reset(h2::Reason::REFUSED_STREAM),
-            }
-            // Drive the connection until the client is done with it.
-            while connection.accept().await.is_some() {}
         });
         format!("http://{addr}")
+    }
+
+    async fn answer_one(
+        request: http::Request<h2::RecvStream>,
+        mut respond: h2::server::SendResponse<Bytes>,
+        answer: Answer,
+    ) {
+        if let Answer::EarlyTrailersOnly(status) = answer {
+            let mut response = http::Response::builder()
+                .status(200)
+                .header("content-type", "application/grpc")
+                .body(())
+                .expect("response");
+            response.headers_mut().extend(status);
+            respond.send_response(response, true).expect("headers");
+            return;
+        }
+        let mut body = request.into_body();
+        while let Some(Ok(chunk)) = body.data().await {
+            let _ = body.flow_control().release_capacity(chunk.len());
+        }
+        let message = framed(&pb::SubmitResponse::default());
+        let ok = || {
+            http::Response::builder()
+                .status(200)
+                .header("content-type", "application/grpc")
+                .body(())
+                .expect("response")
+        };
+        match answer {
+            Answer::MessageThenTrailers(trailers) => {
+                let mut stream = respond.send_response(ok(), false).expect("headers");
+                stream.send_data(message, false).expect("data");
+                stream.send_trailers(trailers).expect("trailers");
+            }
+            Answer::MessageWithoutTrailers => {
+                let mut stream = respond.send_response(ok(), false).expect("headers");
+                stream.send_data(message, true).expect("data");
+            }
+            Answer::HttpOnly(status) => {
+                let response = http::Response::builder()
+                    .status(status)
+                    .body(())
+                    .expect("response");
+                respond.send_response(response, true).expect("headers");
+            }
+            Answer::Reset => respond.send_reset(h2::Reason::REFUSED_STREAM),
+            Answer::EarlyTrailersOnly(_) => {}
+        }
     }
 
     fn report() -> ReportDraft {
@@ -417,6 +461,22 @@ mod tests {
         assert_eq!(failed.code, Code::Unavailable);
         assert!(failed.retryable);
         assert_eq!(failed.retry_after, Some(Duration::from_millis(250)));
+    }
+
+    #[tokio::test]
+    async fn a_call_shed_on_its_headers_alone_gets_the_servers_answer() {
+        let shed = Status::with_error_details(
+            Code::Unavailable,
+            "overloaded",
+            ErrorDetails::with_retry_info(Some(Duration::from_millis(200))),
+        );
+        let failed = submit_to(Answer::EarlyTrailersOnly(trailers_of(&shed))).await;
+        assert_eq!(
+            (failed.code, failed.message.as_str()),
+            (Code::Unavailable, "overloaded")
+        );
+        assert!(failed.retryable);
+        assert_eq!(failed.retry_after, Some(Duration::from_millis(200)));
     }
 
     #[tokio::test]

@@ -157,8 +157,9 @@ pub async fn run(args: IngestBenchArgs) -> anyhow::Result<ExitCode> {
         args.units,
         args.reports,
         match args.client {
-            UnitClient::Lean => "the lean client: a call's headers and message in one segment",
-            UnitClient::Tonic => "tonic's client, as the agent sends: headers and message apart",
+            UnitClient::Lean =>
+                "the lean client: an agent's frames, less of the load generator's CPU",
+            UnitClient::Tonic => "tonic's client, the agent's own",
         },
         args.rounds,
         std::thread::available_parallelism()

@@ -2,11 +2,11 @@
 //! writing the synthetic reports in this process, and the simulated units pushing the same
 //! reports over gRPC to a `tonghop serve` started as another process. Each pass measures
 //! itself (rate, latencies, CPU seconds); `mod.rs` runs them in rounds and reports. By default
-//! the units speak gRPC through `grpc::lean_client`, not tonic's client: they share the
-//! machine's two cores with the server they measure, where real district nodes each have a
-//! machine of their own, so every microsecond the generator spends on its side of a call is
-//! taken from the server (tonic's client cost about 45 µs of CPU a report, this one about 20).
-//! `--client tonic` runs them on the agent's own client instead.
+//! the units speak gRPC through `grpc::lean_client`, which puts each call on the wire as the
+//! agent's tonic client does but with about half its CPU: the load generator shares the
+//! machine's two cores with the server it measures, where real district nodes each have a
+//! machine of their own, so every microsecond it spends on its side of a call is taken from the
+//! server. `--client tonic` runs them on the agent's own client instead.
 
 use super::super::{IngestBenchArgs, UnitClient};
 use crate::domain::period::date;
