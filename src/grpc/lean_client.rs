@@ -5,8 +5,8 @@
 //! district nodes. What differs is only the generator's own CPU. It shares the benchmark
 //! machine's two cores with the server it measures, while a district node runs on a machine of
 //! its own, so what it spends on its side of each call is a cost of the measurement, not of the
-//! system: tonic's client spent about 50 µs a report here (its Channel's buffer task, hyper's
-//! body pipe and dispatch tasks), this one about 30. Unary `Submit` only, plaintext only, no
+//! system: tonic's client spent about 59 µs a report here (its Channel's buffer task, hyper's
+//! body pipe and dispatch tasks), this one about 33 (means of 18 runs each). Unary `Submit` only, plaintext only, no
 //! reconnecting: everything real (the agent, `tonghop submit`, the tests' clients) uses
 //! `AggregatorClient`, which `tests/ingest_e2e.rs` and `tests/overload.rs` hold this client to,
 //! answer for answer, and `bench ingest --client tonic` puts the benchmark's units on it.
