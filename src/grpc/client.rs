@@ -64,26 +64,28 @@ impl SubmitFailure {
         }
     }
 
-    pub(super) fn malformed_receipt() -> Self {
+    /// A failure this client found itself, with no violations and no retry advice.
+    pub(super) fn not_retryable(code: Code, message: impl Into<String>) -> Self {
         SubmitFailure {
-            code: Code::Internal,
-            message: "the server answered with a receipt this client cannot read".into(),
+            code,
+            message: message.into(),
             violations: Vec::new(),
             retryable: false,
             retry_after: None,
         }
     }
+
+    pub(super) fn malformed_receipt() -> Self {
+        Self::not_retryable(
+            Code::Internal,
+            "the server answered with a receipt this client cannot read",
+        )
+    }
 }
 
 impl From<BadCode> for SubmitFailure {
     fn from(e: BadCode) -> Self {
-        SubmitFailure {
-            code: Code::Internal,
-            message: e.to_string(),
-            violations: Vec::new(),
-            retryable: false,
-            retry_after: None,
-        }
+        SubmitFailure::not_retryable(Code::Internal, e.to_string())
     }
 }
 

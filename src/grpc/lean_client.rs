@@ -103,7 +103,7 @@ impl LeanSubmitClient {
     ) -> Result<Receipt, SubmitFailure> {
         match tokio::time::timeout(CALL_TIMEOUT, self.exchange(report.0.clone())).await {
             Ok(answered) => answered,
-            Err(_) => Err(failure(
+            Err(_) => Err(SubmitFailure::not_retryable(
                 Code::DeadlineExceeded,
                 format!(
                     "no answer from the aggregator within {} s",
@@ -131,7 +131,7 @@ impl LeanSubmitClient {
             // to take the stream's share back when it closes.
             let _ = body.flow_control().release_capacity(chunk.len());
             if message.len() + chunk.len() > MAX_ANSWER_BYTES {
-                return Err(failure(
+                return Err(SubmitFailure::not_retryable(
                     Code::ResourceExhausted,
                     format!("an answer over {MAX_ANSWER_BYTES} bytes is not a receipt"),
                 ));
@@ -211,7 +211,7 @@ fn status_in(headers: &HeaderMap) -> Result<Option<Status>, SubmitFailure> {
     if let Some(details) = headers.get(STATUS_DETAILS)
         && LENIENT.decode(details.as_bytes()).is_err()
     {
-        return Err(failure(
+        return Err(SubmitFailure::not_retryable(
             Code::Internal,
             format!("the aggregator's {STATUS_DETAILS} is not base64"),
         ));
@@ -237,7 +237,7 @@ fn without_grpc_status(http_status: http::StatusCode) -> SubmitFailure {
     };
     SubmitFailure {
         retryable: is_retryable(code),
-        ..failure(
+        ..SubmitFailure::not_retryable(
             code,
             format!("the aggregator answered HTTP {http_status} with no grpc-status"),
         )
@@ -266,21 +266,11 @@ fn unframed(mut frame: Bytes) -> Option<Bytes> {
     (frame.len() == length).then_some(frame)
 }
 
-fn failure(code: Code, message: impl Into<String>) -> SubmitFailure {
-    SubmitFailure {
-        code,
-        message: message.into(),
-        violations: Vec::new(),
-        retryable: false,
-        retry_after: None,
-    }
-}
-
 /// A broken connection or a reset stream: reported, not marked retryable, unlike tonic's
 /// UNAVAILABLE for the same events. This client does not reconnect, and the benchmark that uses
 /// it counts either as a failed run, not as load it measures.
 fn transport(e: h2::Error) -> SubmitFailure {
-    failure(
+    SubmitFailure::not_retryable(
         Code::Unavailable,
         format!("connection to the aggregator: {e}"),
     )

@@ -246,12 +246,18 @@ const GIVE_UP_AFTER: Duration = Duration::from_secs(120);
 
 /// One simulated unit: its own connection, as each district node has, opened before the clock
 /// starts (the figure is about submitting, not about TCP handshakes), and its reports, built
-/// before the clock too (a district's report exists before it is sent), encoded as well for the
-/// lean client. With tonic's client each report is encoded as it is sent, as the agent does.
-enum SimulatedUnit {
-    Lean(LeanSubmitClient, Vec<(String, EncodedReport)>),
+/// before the clock too (a district's report exists before it is sent).
+struct SimulatedUnit {
+    connection: UnitConnection,
+    drafts: Vec<ReportDraft>,
+}
+
+/// How a unit sends: the lean client with its reports also encoded beforehand, or tonic's,
+/// which encodes each report as it is sent, as the agent does.
+enum UnitConnection {
+    Lean(LeanSubmitClient, Vec<EncodedReport>),
     /// Boxed: tonic's four service clients make it several times the lean one's size.
-    Tonic(Box<AggregatorClient>, Vec<ReportDraft>),
+    Tonic(Box<AggregatorClient>),
 }
 
 impl SimulatedUnit {
@@ -261,50 +267,31 @@ impl SimulatedUnit {
         unit: usize,
         reports: usize,
     ) -> anyhow::Result<Self> {
-        let drafts = (0..reports).map(|r| report(unit, r, "grpc"));
-        Ok(match client {
-            UnitClient::Lean => SimulatedUnit::Lean(
+        let drafts: Vec<ReportDraft> = (0..reports).map(|r| report(unit, r, "grpc")).collect();
+        let connection = match client {
+            UnitClient::Lean => UnitConnection::Lean(
                 LeanSubmitClient::connect(endpoint).await?,
-                drafts
-                    .map(|draft| {
-                        let encoded = LeanSubmitClient::encode(&draft);
-                        (draft.submission_id, encoded)
-                    })
-                    .collect(),
+                drafts.iter().map(LeanSubmitClient::encode).collect(),
             ),
-            UnitClient::Tonic => SimulatedUnit::Tonic(
-                Box::new(AggregatorClient::connect(endpoint).await?),
-                drafts.collect(),
-            ),
-        })
-    }
-
-    fn len(&self) -> usize {
-        match self {
-            SimulatedUnit::Lean(_, reports) => reports.len(),
-            SimulatedUnit::Tonic(_, drafts) => drafts.len(),
-        }
-    }
-
-    fn submission_id(&self, index: usize) -> &str {
-        match self {
-            SimulatedUnit::Lean(_, reports) => &reports[index].0,
-            SimulatedUnit::Tonic(_, drafts) => &drafts[index].submission_id,
-        }
+            UnitClient::Tonic => {
+                UnitConnection::Tonic(Box::new(AggregatorClient::connect(endpoint).await?))
+            }
+        };
+        Ok(SimulatedUnit { connection, drafts })
     }
 
     async fn submit(&mut self, index: usize) -> Result<Receipt, SubmitFailure> {
-        match self {
-            SimulatedUnit::Lean(client, reports) => client.submit_encoded(&reports[index].1).await,
-            SimulatedUnit::Tonic(client, drafts) => client.submit(&drafts[index]).await,
+        match &mut self.connection {
+            UnitConnection::Lean(client, encoded) => client.submit_encoded(&encoded[index]).await,
+            UnitConnection::Tonic(client) => client.submit(&self.drafts[index]).await,
         }
     }
 
     /// Submits every report in turn, each resent after the server's delay while it is shed, and
     /// returns the latency of each acknowledgement (ms) and the number of calls shed.
     async fn push_all(mut self) -> anyhow::Result<(Vec<f64>, usize)> {
-        let (mut latencies, mut shed) = (Vec::with_capacity(self.len()), 0usize);
-        for index in 0..self.len() {
+        let (mut latencies, mut shed) = (Vec::with_capacity(self.drafts.len()), 0usize);
+        for index in 0..self.drafts.len() {
             let t0 = Instant::now();
             loop {
                 match self.submit(index).await {
@@ -314,7 +301,7 @@ impl SimulatedUnit {
                         tokio::time::sleep(f.retry_after.unwrap_or(Duration::from_millis(100)))
                             .await;
                     }
-                    Err(f) => anyhow::bail!("{}: {f}", self.submission_id(index)),
+                    Err(f) => anyhow::bail!("{}: {f}", self.drafts[index].submission_id),
                 }
             }
             latencies.push(t0.elapsed().as_secs_f64() * 1000.0);
